@@ -1,0 +1,75 @@
+# AFNO from first principles -- the two commands a reader needs:
+#   make lab    set up (first time only) and open JupyterLab on notebooks/
+#   make test   set up (first time only) and run everything CI runs
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.afno-lite-installed
+# A CPU build of torch, pinned so that setup never pulls a multi-GB CUDA build.
+TORCH_PIN ?= torch==2.13.0
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+PORT ?= 8888
+BUILD := build
+NB_BUILD := $(BUILD)/nbval
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.md))
+export PYTHONHASHSEED := 0
+
+.PHONY: setup sync lab test lint unit nbval book book-test browser bench experiments clean help
+
+help:
+	@echo "make lab          set up if needed, pair notebooks, open JupyterLab on notebooks/"
+	@echo "make test         set up if needed, then lint, unit tests, nbval, book, browser tests"
+	@echo "make book         build the Jupyter Book site into book/_build/html"
+	@echo "make bench        run the scaling benchmark (python -m afno_lite.bench scaling)"
+	@echo "make experiments  full training runs that refresh notebooks/results/*.json"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_PIN)"
+	$(PY) -m pip install -q -e ".[dev]" "$(TORCH_PIN)"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+# Create/refresh the .ipynb twin of every chapter (the .md is the source of truth).
+sync: setup
+	@for f in $(NOTEBOOKS); do $(BIN)/jupytext --quiet --sync "$$f" || exit 1; done
+
+lab: sync
+	cd notebooks && ../$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG)
+
+lint: setup
+	$(BIN)/ruff check afno_lite tests
+
+unit: setup
+	$(BIN)/pytest -q -m "not browser and not book" tests
+
+# Validate every chapter: convert .md -> .ipynb in a build folder, run nbval on it.
+nbval: setup
+	@rm -rf $(NB_BUILD) && mkdir -p $(NB_BUILD)
+	@for f in $(NOTEBOOKS); do $(BIN)/jupytext --quiet --to ipynb -o $(NB_BUILD)/$$(basename $${f%.md}).ipynb "$$f" || exit 1; done
+	@cp -r notebooks/results $(NB_BUILD)/ 2>/dev/null || true
+	AFNO_FAST=1 MPLBACKEND=module://matplotlib_inline.backend_inline $(BIN)/pytest -q -p no:randomly \
+	  --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	  --durations=0 $(NB_BUILD)
+
+book: setup
+	AFNO_FAST=1 $(PY) book/build.py
+
+book-test: setup
+	$(BIN)/pytest -q -m "book or browser" tests
+
+test: lint unit nbval book book-test
+	@echo "make test: all passed"
+
+bench: setup
+	$(PY) -m afno_lite.bench scaling
+
+experiments: setup
+	$(PY) -m afno_lite.experiments all
+
+clean:
+	rm -rf $(BUILD) book/_build book/_vendor

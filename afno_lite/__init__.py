@@ -1,0 +1,58 @@
+"""afno_lite: small, readable, tested token mixers for *AFNO from first principles*.
+
+One interface for every mixer: ``forward(x[B, H, W, C]) -> [B, H, W, C]``.
+
+>>> import torch, afno_lite
+>>> m = afno_lite.mixer("afno", 64, num_blocks=8)
+>>> m(torch.randn(2, 16, 16, 64)).shape
+torch.Size([2, 16, 16, 64])
+"""
+from ._checks import MixerConfigError, MixerInputError
+from .mixers import (
+    AFNO,
+    MIXERS,
+    GlobalFilter,
+    KernelAttention,
+    SelfAttention,
+    SpectralConv2d,
+    TokenMixer,
+    mixer,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AFNO", "GlobalFilter", "KernelAttention", "SelfAttention", "SpectralConv2d", "TokenMixer",
+    "MIXERS", "mixer", "MixerConfigError", "MixerInputError", "use_book_style", "seed_everything",
+    "default_device",
+]
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy (if present) and torch."""
+    import random
+
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def default_device():
+    """``cuda`` when a GPU is present, else ``cpu``."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def use_book_style() -> None:
+    """Matplotlib style used by every chapter (imported lazily)."""
+    from .plotting import use_book_style as _u
+
+    _u()

@@ -1,0 +1,333 @@
+"""Token mixers with one interface: ``forward(x[B, H, W, C]) -> [B, H, W, C]``.
+
+* :class:`SelfAttention`, :class:`KernelAttention` -- chapter "Self-attention as a
+  kernel integral" (the paper's Definition 1).
+* :class:`SpectralConv2d` -- chapter "From kernel integrals to Fourier Neural Operators".
+* :class:`GlobalFilter` -- chapter "Global filters (GFN) as the diagonal special case".
+* :class:`AFNO` -- chapter "AFNO, step by step" (the readable reference; the fast
+  path lives in :mod:`afno_lite.fast` and must agree with it).
+
+Build any of them by name with :func:`mixer`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._checks import (
+    MixerConfigError,
+    MixerInputError,
+    check_fraction,
+    check_grid,
+    check_nonnegative,
+    check_positive_int,
+    check_tokens,
+)
+from .spectral import kept_mode_cutoffs
+
+__all__ = ["TokenMixer", "SelfAttention", "KernelAttention", "SpectralConv2d", "GlobalFilter",
+           "AFNO", "mixer", "MIXERS"]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+class TokenMixer(nn.Module):
+    """Base class: stores ``dim`` and validates inputs (``check_finite`` may be turned off
+    for speed)."""
+
+    def __init__(self, dim: int, check_finite: bool = True):
+        super().__init__()
+        self.dim = check_positive_int(dim, "dim")
+        self.check_finite = bool(check_finite)
+
+    def _check(self, x: torch.Tensor) -> None:
+        check_tokens(x, self.dim, "x", self.check_finite)
+
+
+# --------------------------------------------------------------------------- attention
+class SelfAttention(TokenMixer):
+    """Multi-head self-attention over all ``H*W`` tokens (``F.scaled_dot_product_attention``)."""
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, check_finite: bool = True):
+        super().__init__(dim, check_finite)
+        self.num_heads = check_positive_int(num_heads, "num_heads")
+        if dim % num_heads:
+            raise MixerConfigError(f"dim={dim} must be divisible by num_heads={num_heads}")
+        self.head_dim = dim // num_heads
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.k = nn.Linear(dim, dim, bias=qkv_bias)
+        self.v = nn.Linear(dim, dim, bias=qkv_bias)
+        self.out = nn.Linear(dim, dim)
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:  # [B, N, C] -> [B, h, N, d]
+        B, N, _ = t.shape
+        return t.view(B, N, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values ``[B, heads, N, head_dim]`` for tokens ``x[B, H, W, C]``."""
+        t = x.reshape(x.shape[0], -1, self.dim)
+        return self._heads(self.q(t)), self._heads(self.k(t)), self._heads(self.v(t))
+
+    def _merge(self, o: torch.Tensor, shape) -> torch.Tensor:
+        B, H, W, C = shape
+        return self.out(o.transpose(1, 2).reshape(B, H * W, C)).view(B, H, W, C)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        q, k, v = self.qkv(x)
+        return self._merge(F.scaled_dot_product_attention(q, k, v), x.shape)
+
+
+class KernelAttention(SelfAttention):
+    """Self-attention written as the kernel integral of the paper's Definition 1,
+    ``y_i = Σ_j κ(x_i, x_j) v_j`` with
+    ``κ(x_i, x_j) = exp(q_i·k_j/√d) / Σ_l exp(q_i·k_l/√d)``, computed explicitly.
+    Same parameters as :class:`SelfAttention`, so one can be loaded into the other."""
+
+    def kernel(self, x: torch.Tensor) -> torch.Tensor:
+        """The kernel matrix ``κ[b, head, i, j]`` (each row sums to 1)."""
+        self._check(x)
+        q, k, _ = self.qkv(x)
+        scores = torch.einsum("bhid,bhjd->bhij", q, k) / math.sqrt(self.head_dim)
+        return torch.softmax(scores, dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kappa = self.kernel(x)
+        _, _, v = self.qkv(x)
+        o = torch.einsum("bhij,bhjd->bhid", kappa, v)  # Σ_j κ(x_i, x_j) v_j
+        return self._merge(o, x.shape)
+
+
+# --------------------------------------------------------------------------- spectral helpers
+def _rfft2(x: torch.Tensor) -> torch.Tensor:
+    return torch.fft.rfft2(x, dim=(1, 2), norm="ortho")
+
+
+def _irfft2(X: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    return torch.fft.irfft2(X, s=(H, W), dim=(1, 2), norm="ortho")
+
+
+def _to_fft_dtype(x: torch.Tensor) -> torch.Tensor:
+    # CPU FFTs reject float16/bfloat16 and cuFFT half only supports powers of two:
+    # compute spectra in float32 (float64 stays float64, for gradcheck).
+    return x.float() if x.dtype in _LOW_PRECISION else x
+
+
+def _row_indices(H: int, m_h: int) -> tuple[list[int], list[int]]:
+    """For signed rows ``k = -m_h..m_h``: (positions in a ``2*m_h+1`` weight, grid rows).
+    When ``2*m_h >= H`` two signed frequencies alias to one grid row; the first wins."""
+    pos, rows, seen = [], [], set()
+    for i, k in enumerate(range(-m_h, m_h + 1)):
+        r = k % H
+        if r not in seen:
+            seen.add(r)
+            pos.append(i)
+            rows.append(r)
+    return pos, rows
+
+
+# --------------------------------------------------------------------------- FNO
+class SpectralConv2d(TokenMixer):
+    """Discrete Fourier Neural Operator layer: a dense complex ``C x C`` matrix per
+    kept mode, ``y = IRFFT2(W_k · RFFT2(x)_k)``.
+
+    ``modes=(m_h, m_w)`` keeps ``|k_H| <= m_h`` (symmetric in ±k_H) and ``0 <= k_W <= m_w``.
+    The weight has shape ``[2*m_h+1, m_w+1, C, C, 2]`` (last axis: real, imaginary),
+    indexed by the signed row frequency ``k_H + m_h``; it acts as ``X @ W``.
+    The same weights run on any grid with ``H >= 2*m_h`` and ``W >= 2*m_w``.
+    """
+
+    def __init__(self, dim: int, modes: tuple[int, int] = (8, 8), check_finite: bool = True):
+        super().__init__(dim, check_finite)
+        if not (isinstance(modes, (tuple, list)) and len(modes) == 2):
+            raise MixerConfigError(f"modes must be a pair (m_h, m_w) of integers >= 0, got {modes!r}")
+        for i, m in enumerate(modes):
+            if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+                raise MixerConfigError(f"modes[{i}] must be an integer >= 0, got {m!r}")
+        self.modes = (int(modes[0]), int(modes[1]))
+        m_h, m_w = self.modes
+        scale = 1.0 / dim
+        self.weight = nn.Parameter(scale * torch.randn(2 * m_h + 1, m_w + 1, dim, dim, 2))
+
+    def _check_grid(self, H: int, W: int) -> None:
+        m_h, m_w = self.modes
+        if m_h > H // 2 or m_w > W // 2:
+            raise MixerInputError(
+                f"modes={self.modes} is larger than the input grid {H}x{W} allows "
+                f"(at most ({H // 2}, {W // 2})); use a larger grid or fewer modes"
+            )
+
+    def complex_weight(self) -> torch.Tensor:
+        """The weight as a complex tensor ``[2*m_h+1, m_w+1, C, C]``."""
+        return torch.view_as_complex(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        B, H, W, C = x.shape
+        self._check_grid(H, W)
+        dtype = x.dtype
+        X = _rfft2(_to_fft_dtype(x))
+        m_h, m_w = self.modes
+        pos, rows = _row_indices(H, m_h)
+        Xk = X[:, rows, : m_w + 1]                                   # [B, R, M, C]
+        Wk = self.complex_weight()[pos].to(X.dtype)                  # [R, M, C, C]
+        Yk = torch.einsum("brmi,rmio->brmo", Xk, Wk)
+        Y = X.new_zeros(X.shape)
+        Y[:, rows, : m_w + 1] = Yk
+        return _irfft2(Y, H, W).to(dtype)
+
+
+# --------------------------------------------------------------------------- GFN
+class GlobalFilter(TokenMixer):
+    """Global Filter Network layer: one complex multiplier per mode and channel
+    (a diagonal FNO), ``y = IRFFT2(K ⊙ RFFT2(x))``.
+
+    The filter has the fixed shape ``[H, W//2+1, C, 2]`` of ``grid=(H, W)``; on another
+    grid it is bilinearly interpolated (as GFNet does to change resolution).
+    """
+
+    def __init__(self, dim: int, grid: tuple[int, int] = (16, 16), check_finite: bool = True):
+        super().__init__(dim, check_finite)
+        self.grid = check_grid(grid)
+        H, W = self.grid
+        self.weight = nn.Parameter(0.02 * torch.randn(H, W // 2 + 1, dim, 2))
+
+    def complex_weight(self, H: int | None = None, W: int | None = None) -> torch.Tensor:
+        """The complex filter ``[H, W//2+1, C]``, interpolated if ``(H, W) != grid``."""
+        H0, W0 = self.grid
+        H, W = H or H0, W or W0
+        w = self.weight
+        if (H, W // 2 + 1) != (H0, W0 // 2 + 1):
+            # GFNet-style resize: interpolate real/imag maps on the frequency grid
+            t = w.permute(2, 3, 0, 1).reshape(1, -1, H0, W0 // 2 + 1)
+            t = F.interpolate(t, size=(H, W // 2 + 1), mode="bilinear", align_corners=True)
+            w = t.reshape(self.dim, 2, H, W // 2 + 1).permute(2, 3, 0, 1)
+        return torch.view_as_complex(w.contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        B, H, W, C = x.shape
+        dtype = x.dtype
+        X = _rfft2(_to_fft_dtype(x))
+        X = X * self.complex_weight(H, W).to(X.dtype)
+        return _irfft2(X, H, W).to(dtype)
+
+
+# --------------------------------------------------------------------------- AFNO
+class AFNO(TokenMixer):
+    """Adaptive Fourier Neural Operator token mixer (Guibas et al., 2021), the readable
+    reference implementation.
+
+    ``bias = x; x = RFFT2(x); x = x.reshape(b, h, w//2+1, k, d/k); x = BlockMLP(x);
+    x = x.reshape(b, h, w//2+1, d); x = SoftShrink(x); x = IRFFT2(x); return x + bias``
+
+    Weights follow NVIDIA's reference layout: ``w1 [2, k, b, b*f]``, ``b1 [2, k, b*f]``,
+    ``w2 [2, k, b*f, b]``, ``b2 [2, k, b]`` (index 0 real, 1 imaginary), acting as ``x @ W``.
+
+    Parameters
+    ----------
+    dim: channels ``C``.
+    num_blocks: ``k``, number of diagonal blocks (must divide ``dim``).
+    hidden_factor: ``f``, hidden width of the block MLP is ``b*f`` with ``b = C/k``.
+    sparsity_threshold: ``λ`` of the soft-thresholding (depends on the ``"ortho"`` FFT norm).
+    keep_fraction: hard thresholding, keep modes with ``|k_H| <= ⌊f·H//2⌋`` and
+        ``k_W <= ⌊f·W//2⌋`` (see :func:`afno_lite.spectral.kept_mode_mask`); 1.0 keeps all.
+    bias: add the MLP biases ``b1``, ``b2``.
+    activation: ``"relu"`` (applied to real and imaginary parts separately) or ``None``.
+    residual: add the input back (``x + bias`` in the pseudo-code).
+    """
+
+    def __init__(self, dim: int, num_blocks: int = 8, hidden_factor: int = 1,
+                 sparsity_threshold: float = 0.01, keep_fraction: float = 1.0,
+                 bias: bool = True, activation: str | None = "relu", residual: bool = True,
+                 check_finite: bool = True):
+        super().__init__(dim, check_finite)
+        self.num_blocks = check_positive_int(num_blocks, "num_blocks")
+        if dim % num_blocks:
+            divisors = [d for d in range(1, dim + 1) if dim % d == 0]
+            raise MixerConfigError(
+                f"dim={dim} must be divisible by num_blocks={num_blocks}; valid num_blocks: {divisors}"
+            )
+        self.hidden_factor = check_positive_int(hidden_factor, "hidden_factor")
+        self.sparsity_threshold = check_nonnegative(sparsity_threshold, "sparsity_threshold")
+        self.keep_fraction = check_fraction(keep_fraction)
+        if activation not in ("relu", None):
+            raise MixerConfigError(f"activation must be 'relu' or None, got {activation!r}")
+        self.activation = activation
+        self.use_bias = bool(bias)
+        self.residual = bool(residual)
+        k, b, h = self.num_blocks, dim // num_blocks, (dim // num_blocks) * self.hidden_factor
+        self.block_size = b
+        scale = 0.02
+        self.w1 = nn.Parameter(scale * torch.randn(2, k, b, h))
+        self.b1 = nn.Parameter(scale * torch.randn(2, k, h))
+        self.w2 = nn.Parameter(scale * torch.randn(2, k, h, b))
+        self.b2 = nn.Parameter(scale * torch.randn(2, k, b))
+        if not self.use_bias:
+            with torch.no_grad():
+                self.b1.zero_()
+                self.b2.zero_()
+            self.b1.requires_grad_(False)
+            self.b2.requires_grad_(False)
+
+    def extra_repr(self) -> str:
+        return (f"dim={self.dim}, num_blocks={self.num_blocks}, hidden_factor={self.hidden_factor}, "
+                f"sparsity_threshold={self.sparsity_threshold}, keep_fraction={self.keep_fraction}")
+
+    def _act(self, t: torch.Tensor) -> torch.Tensor:
+        return F.relu(t) if self.activation == "relu" else t
+
+    def block_mlp(self, xr: torch.Tensor, xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two-layer complex block MLP on real/imaginary parts ``[..., k, b]``."""
+        w1, b1, w2, b2 = self.w1, self.b1, self.w2, self.b2
+        mm = lambda t, w: torch.einsum("...bi,bio->...bo", t, w)  # noqa: E731
+        use_b = self.use_bias
+        o1r = mm(xr, w1[0]) - mm(xi, w1[1]) + (b1[0] if use_b else 0)
+        o1i = mm(xi, w1[0]) + mm(xr, w1[1]) + (b1[1] if use_b else 0)
+        o1r, o1i = self._act(o1r), self._act(o1i)
+        o2r = mm(o1r, w2[0]) - mm(o1i, w2[1]) + (b2[0] if use_b else 0)
+        o2i = mm(o1i, w2[0]) + mm(o1r, w2[1]) + (b2[1] if use_b else 0)
+        return o2r, o2i
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        residual = x
+        dtype = x.dtype
+        x = _to_fft_dtype(x)
+        B, H, W, C = x.shape
+        Wr = W // 2 + 1
+        X = _rfft2(x).reshape(B, H, Wr, self.num_blocks, self.block_size)
+        m_h, m_w = kept_mode_cutoffs(H, W, self.keep_fraction)
+        rows = [k % H for k in range(-m_h, m_h + 1)] if 2 * m_h + 1 < H else list(range(H))
+        Xk = X[:, rows, : m_w + 1]
+        o2r, o2i = self.block_mlp(Xk.real, Xk.imag)
+        lam = self.sparsity_threshold
+        o = torch.complex(F.softshrink(o2r, lam), F.softshrink(o2i, lam))
+        Y = X.new_zeros(X.shape)
+        Y[:, rows, : m_w + 1] = o
+        y = _irfft2(Y.reshape(B, H, Wr, C), H, W).to(dtype)
+        return y + residual if self.residual else y
+
+
+# --------------------------------------------------------------------------- registry
+MIXERS = {
+    "attention": SelfAttention,
+    "kernel_attention": KernelAttention,
+    "fno": SpectralConv2d,
+    "gfn": GlobalFilter,
+    "afno": AFNO,
+}
+
+
+def mixer(name: str, dim: int, **kw) -> TokenMixer:
+    """Build a token mixer by name: ``attention``, ``kernel_attention``, ``fno``,
+    ``gfn``, ``afno`` (and ``afno_fast`` once :mod:`afno_lite.fast` is imported).
+
+    >>> m = mixer("afno", 64, num_blocks=4)
+    """
+    if not isinstance(name, str) or name not in MIXERS:
+        raise MixerConfigError(f"unknown mixer name {name!r}; expected one of {sorted(MIXERS)}")
+    return MIXERS[name](dim, **kw)

@@ -1,0 +1,58 @@
+"""Book style and the plots shared by several chapters (spectra, masks, kernels).
+
+Used throughout; the figures are explained where they first appear."""
+from __future__ import annotations
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import torch
+
+__all__ = ["use_book_style", "plot_mask", "plot_spectrum", "log_magnitude"]
+
+
+def use_book_style() -> None:
+    mpl.rcParams.update({
+        "figure.dpi": 90,
+        "savefig.dpi": 90,
+        "figure.figsize": (6.4, 3.6),
+        "axes.grid": False,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "image.cmap": "viridis",
+        "font.size": 10,
+    })
+
+
+def log_magnitude(X: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """``log10(|X| + eps)`` as a float CPU tensor."""
+    return torch.log10(X.abs().detach().cpu().double() + eps).float()
+
+
+def plot_mask(mask: torch.Tensor, ax=None, title: str | None = None, shift: bool = True):
+    """Show a boolean ``[H, W//2+1]`` kept-mode mask with ``k_H`` centred (rows fftshifted)."""
+    ax = ax or plt.gca()
+    H = mask.shape[0]
+    m = torch.fft.fftshift(mask.float(), dim=0) if shift else mask.float()
+    lo = -(H // 2)
+    ax.imshow(m.numpy(), cmap="Greys", vmin=0, vmax=1, origin="lower", aspect="auto",
+              extent=(-0.5, mask.shape[1] - 0.5, lo - 0.5, lo + H - 0.5))
+    ax.set_xlabel("$k_W$ (rfft half-axis)")
+    ax.set_ylabel("$k_H$")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_spectrum(X: torch.Tensor, ax=None, title: str | None = None, vmin=None, vmax=None):
+    """Log-magnitude of an rfft half-plane ``[H, W//2+1]`` with ``k_H`` centred."""
+    ax = ax or plt.gca()
+    H = X.shape[0]
+    lm = torch.fft.fftshift(log_magnitude(X), dim=0)
+    lo = -(H // 2)
+    im = ax.imshow(lm.numpy(), origin="lower", aspect="auto", vmin=vmin, vmax=vmax,
+                   extent=(-0.5, X.shape[1] - 0.5, lo - 0.5, lo + H - 0.5))
+    ax.set_xlabel("$k_W$")
+    ax.set_ylabel("$k_H$")
+    if title:
+        ax.set_title(title)
+    return im

@@ -1,0 +1,214 @@
+"""Frequency grids, kept-mode masks, thresholding and spectrum energy.
+
+Explained in the chapters "From kernel integrals to Fourier Neural Operators"
+(mode truncation), "AFNO, step by step" (hard thresholding, soft-thresholding)
+and "Sparsity in the frequency domain" (energy, thresholds).
+
+Conventions
+-----------
+* Token grids are channels-last ``[B, H, W, C]``; the 2-D real FFT is taken over
+  ``(H, W)`` and gives an ``[H, W//2 + 1]`` half-plane of complex modes.
+* Row ``r`` of the half-plane holds the signed frequency ``k_H = r`` for
+  ``r <= H//2`` ... more precisely ``torch.fft.fftfreq(H) * H`` (so for even ``H``
+  the Nyquist row ``H/2`` is labelled ``-H/2``). Column ``c`` holds ``k_W = c``.
+* "Lowest modes" means small ``|k_H|`` **and** small ``k_W``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._checks import MixerConfigError, check_fraction, check_nonnegative, check_positive_int
+
+__all__ = [
+    "frequency_grid",
+    "kept_mode_cutoffs",
+    "kept_mode_mask",
+    "fno_mode_mask",
+    "nvidia_kept_mode_mask",
+    "rfft_multiplicity",
+    "spectrum_energy",
+    "energy_fraction",
+    "radial_energy_profile",
+    "soft_threshold",
+    "soft_threshold_magnitude",
+    "hard_threshold",
+    "hard_threshold_to_fraction",
+]
+
+
+def frequency_grid(H: int, W: int, rfft: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer frequencies of an ``H x W`` FFT: ``k_h`` of shape ``[H, 1]`` and
+    ``k_w`` of shape ``[1, W//2+1]`` (rfft half-plane) or ``[1, W]`` (full plane)."""
+    H = check_positive_int(H, "H")
+    W = check_positive_int(W, "W")
+    kh = torch.round(torch.fft.fftfreq(H) * H).long().view(H, 1)
+    if rfft:
+        kw = torch.arange(W // 2 + 1).view(1, -1)
+    else:
+        kw = torch.round(torch.fft.fftfreq(W) * W).long().view(1, W)
+    return kh, kw
+
+
+def kept_mode_cutoffs(H: int, W: int, keep_fraction: float) -> tuple[int, int]:
+    """Largest kept ``|k_H|`` and ``k_W`` for a hard-thresholding fraction.
+
+    ``m_h = floor(keep_fraction * (H // 2))`` and ``m_w = floor(keep_fraction * (W // 2))``.
+    At ``keep_fraction = 1`` every mode of the grid is kept, square or not, even or odd.
+    """
+    f = check_fraction(keep_fraction)
+    H = check_positive_int(H, "H")
+    W = check_positive_int(W, "W")
+    return math.floor(f * (H // 2) + 1e-9), math.floor(f * (W // 2) + 1e-9)
+
+
+def kept_mode_mask(H: int, W: int, keep_fraction: float = 1.0) -> torch.Tensor:
+    """Boolean ``[H, W//2+1]`` mask of the modes AFNO keeps (``afno_lite`` convention):
+    ``|k_H| <= m_h`` and ``k_W <= m_w`` with the cutoffs of :func:`kept_mode_cutoffs`."""
+    m_h, m_w = kept_mode_cutoffs(H, W, keep_fraction)
+    kh, kw = frequency_grid(H, W)
+    return (kh.abs() <= m_h) & (kw <= m_w)
+
+
+def fno_mode_mask(H: int, W: int, modes: tuple[int, int] | None = None) -> torch.Tensor:
+    """Boolean ``[H, W//2+1]`` mask of the modes a :class:`~afno_lite.SpectralConv2d`
+    with ``modes=(m_h, m_w)`` acts on (``|k_H| <= m_h``, ``k_W <= m_w``; ``None`` = all)."""
+    kh, kw = frequency_grid(H, W)
+    if modes is None:
+        return torch.ones(H, W // 2 + 1, dtype=torch.bool)
+    m_h, m_w = modes
+    if m_h > H // 2 or m_w > W // 2:
+        raise MixerConfigError(
+            f"modes={tuple(modes)} is larger than the grid {H}x{W} allows "
+            f"(at most ({H // 2}, {W // 2}))"
+        )
+    return (kh.abs() <= m_h) & (kw <= m_w)
+
+
+def nvidia_kept_mode_mask(H: int, W: int, keep_fraction: float = 1.0,
+                          variant: str = "fourcastnet") -> torch.Tensor:
+    """The modes NVIDIA's reference AFNO layers compute (their slicing, reproduced).
+
+    ``variant="fourcastnet"`` (FourCastNet and PhysicsNeMo ``AFNO2DLayer``):
+    ``total = H//2 + 1``, ``kept = int(total * f)``, rows
+    ``total-kept : total+kept`` (a band around the **Nyquist** row, not the lowest
+    frequencies) and columns ``:kept`` (so columns ``>= H//2+1`` are dropped when
+    ``W > H``).
+
+    ``variant="afno_transformer"`` (the paper's ViT code, tokens flattened to
+    ``N = H*W``): ``total = N//2 + 1``, which is far larger than ``H``, so the
+    same slicing rarely truncates anything.
+    """
+    f = check_fraction(keep_fraction)
+    if variant == "fourcastnet":
+        total = H // 2 + 1
+    elif variant == "afno_transformer":
+        total = (H * W) // 2 + 1
+    else:
+        raise MixerConfigError(f"variant must be 'fourcastnet' or 'afno_transformer', got {variant!r}")
+    kept = int(total * f)
+    mask = torch.zeros(H, W // 2 + 1, dtype=torch.bool)
+    lo, hi = max(total - kept, 0), total + kept
+    mask[lo:hi, :kept] = True
+    return mask
+
+
+def rfft_multiplicity(H: int, W: int) -> torch.Tensor:
+    """How many modes of the full ``H x W`` spectrum each rfft half-plane entry stands
+    for: 1 for column 0 (and the Nyquist column when ``W`` is even), 2 otherwise."""
+    m = torch.full((H, W // 2 + 1), 2.0)
+    m[:, 0] = 1.0
+    if W % 2 == 0:
+        m[:, -1] = 1.0
+    return m
+
+
+def spectrum_energy(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+    """Energy ``|X_k|^2`` per rfft mode (summed over channels and batch), shape
+    ``[H, W//2+1]``, weighted so that ``sum = ||x||^2`` (Parseval, ortho FFT).
+
+    ``x`` is ``[H, W]``, ``[H, W, C]``/``[B, H, W, C]`` (channels last) or, with
+    ``channels_last=False``, ``[..., H, W]``."""
+    if not isinstance(x, torch.Tensor) or x.is_complex() or not x.is_floating_point():
+        raise TypeError("x must be a real floating-point torch.Tensor")
+    if x.dim() == 2:
+        X = torch.fft.rfft2(x, norm="ortho")
+        e = X.abs() ** 2
+    elif channels_last:
+        if x.dim() not in (3, 4):
+            raise MixerConfigError(f"x must be [H, W], [H, W, C] or [B, H, W, C], got shape {tuple(x.shape)}")
+        dims = (-3, -2)
+        X = torch.fft.rfft2(x, dim=dims, norm="ortho")
+        e = (X.abs() ** 2).sum(dim=-1)
+        if e.dim() == 3:
+            e = e.sum(0)
+    else:
+        X = torch.fft.rfft2(x, norm="ortho")
+        e = (X.abs() ** 2).reshape(-1, *X.shape[-2:]).sum(0)
+    H = e.shape[0]
+    W = x.shape[-2] if (channels_last and x.dim() > 2) else x.shape[-1]
+    return e * rfft_multiplicity(H, W).to(e.dtype)
+
+
+def energy_fraction(x: torch.Tensor, mask: torch.Tensor, channels_last: bool = True) -> float:
+    """Fraction of the energy of ``x`` carried by the rfft modes selected by ``mask``."""
+    e = spectrum_energy(x, channels_last)
+    if mask.shape != e.shape:
+        raise MixerConfigError(f"mask must have shape {tuple(e.shape)}, got {tuple(mask.shape)}")
+    total = e.sum()
+    return float(e[mask].sum() / total) if total > 0 else 1.0
+
+
+def radial_energy_profile(x: torch.Tensor, channels_last: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Energy summed over rings of integer radius ``round(sqrt(k_H^2 + k_W^2))``.
+    Returns ``(radii, energy)``."""
+    e = spectrum_energy(x, channels_last)
+    H = e.shape[0]
+    W = x.shape[-2] if (channels_last and x.dim() > 2) else x.shape[-1]
+    kh, kw = frequency_grid(H, W)
+    r = torch.sqrt((kh**2 + kw**2).double()).round().long()
+    prof = torch.zeros(int(r.max()) + 1, dtype=e.dtype).index_add_(0, r.flatten(), e.flatten())
+    return torch.arange(len(prof)), prof
+
+
+def _check_lambd(lambd) -> float:
+    return check_nonnegative(lambd, "lambd")
+
+
+def soft_threshold(z: torch.Tensor, lambd: float) -> torch.Tensor:
+    """AFNO's soft-thresholding: ``softshrink`` on the real and imaginary parts
+    **separately** (``S_λ(a) = sign(a) max(|a| - λ, 0)``). Works on real or complex ``z``."""
+    lambd = _check_lambd(lambd)
+    if z.is_complex():
+        return torch.complex(torch.nn.functional.softshrink(z.real, lambd),
+                             torch.nn.functional.softshrink(z.imag, lambd))
+    return torch.nn.functional.softshrink(z, lambd)
+
+
+def soft_threshold_magnitude(z: torch.Tensor, lambd: float) -> torch.Tensor:
+    """The complex LASSO proximal operator: shrink the **magnitude**, keep the phase,
+    ``z * max(1 - λ/|z|, 0)``. (Not what AFNO does; shown for comparison.)"""
+    lambd = _check_lambd(lambd)
+    mag = z.abs()
+    scale = torch.clamp(1 - lambd / mag.clamp_min(torch.finfo(mag.dtype).tiny), min=0)
+    return z * scale
+
+
+def hard_threshold(z: torch.Tensor, lambd: float) -> torch.Tensor:
+    """Keep entries with ``|z| > λ`` unchanged, zero the rest."""
+    lambd = _check_lambd(lambd)
+    return torch.where(z.abs() > lambd, z, torch.zeros_like(z))
+
+
+def hard_threshold_to_fraction(z: torch.Tensor, keep: float) -> torch.Tensor:
+    """Keep the ``keep`` fraction of entries of largest ``|z|`` (ties broken by order)."""
+    if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not (0.0 <= keep <= 1.0):
+        raise MixerConfigError(f"keep must be a fraction in [0, 1], got {keep!r}")
+    flat = z.reshape(-1)
+    n = round(keep * flat.numel())
+    out = torch.zeros_like(flat)
+    if n > 0:
+        idx = flat.abs().topk(n).indices
+        out[idx] = flat[idx]
+    return out.reshape(z.shape)
