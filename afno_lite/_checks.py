@@ -7,6 +7,7 @@ traceback.
 from __future__ import annotations
 
 import math
+from numbers import Integral, Real
 
 import torch
 
@@ -39,33 +40,70 @@ def check_tokens(x, dim: int, name: str = "x", check_finite: bool = True) -> Non
         )
     if min(x.shape[:3]) < 1:
         raise MixerInputError(f"{name} has an empty batch or grid dimension: shape {tuple(x.shape)}")
-    if check_finite and not torch.isfinite(x).all():
+    if check_finite and x.device.type != "meta" and not torch.isfinite(x).all():
         raise MixerInputError(
             f"{name} contains NaN or Inf values; pass finite inputs "
             "(or build the mixer with check_finite=False to skip this check)"
         )
 
 
+def check_same_dtype(x: torch.Tensor, dtype: torch.dtype, name: str = "x", owner: str = "the mixer") -> None:
+    """Check that ``x`` has the floating dtype of ``owner``'s parameters (layers that
+    multiply by their weights directly, such as attention's projections, need it)."""
+    if x.dtype != dtype:
+        raise MixerInputError(
+            f"{name} has dtype {x.dtype} but the parameters of {owner} are {dtype}; expected {name} in {dtype} "
+            f"(call {name}.to({dtype}) or convert the module with .to({x.dtype}))"
+        )
+
+
+def _is_int(value) -> bool:
+    # numbers.Integral accepts Python and NumPy integers; bool is an int subclass but never a count
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
 def check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not _is_int(value) or value < 1:
         raise MixerConfigError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    return int(value)
+
+
+def check_nonnegative_int(value, name: str) -> int:
+    if not _is_int(value) or value < 0:
+        raise MixerConfigError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
 
 
 def check_fraction(value, name: str = "keep_fraction") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not (0.0 < value <= 1.0):
+    if not _is_real(value) or not math.isfinite(value) or not (0.0 < value <= 1.0):
         raise MixerConfigError(f"{name} must be a number in (0, 1], got {value!r}")
     return float(value)
 
 
 def check_nonnegative(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if not _is_real(value) or not math.isfinite(value) or value < 0:
         raise MixerConfigError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def check_tensor(x, name: str = "x") -> None:
+    """Check that ``x`` is a torch.Tensor (any shape)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
 
 
 def check_grid(grid, name: str = "grid") -> tuple[int, int]:
     if not (isinstance(grid, (tuple, list)) and len(grid) == 2):
         raise MixerConfigError(f"{name} must be a pair (H, W) of positive integers, got {grid!r}")
     return check_positive_int(grid[0], f"{name}[0]"), check_positive_int(grid[1], f"{name}[1]")
+
+
+def check_modes(modes, name: str = "modes") -> tuple[int, int]:
+    """A pair ``(m_h, m_w)`` of integers >= 0 (Fourier modes kept on each axis)."""
+    if not (isinstance(modes, (tuple, list)) and len(modes) == 2):
+        raise MixerConfigError(f"{name} must be a pair (m_h, m_w) of integers >= 0, got {modes!r}")
+    return check_nonnegative_int(modes[0], f"{name}[0]"), check_nonnegative_int(modes[1], f"{name}[1]")

@@ -11,6 +11,7 @@ Build any of them by name with :func:`mixer`.
 """
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -22,8 +23,10 @@ from ._checks import (
     MixerInputError,
     check_fraction,
     check_grid,
+    check_modes,
     check_nonnegative,
     check_positive_int,
+    check_same_dtype,
     check_tokens,
 )
 from .spectral import kept_mode_cutoffs
@@ -55,12 +58,20 @@ class SelfAttention(TokenMixer):
         super().__init__(dim, check_finite)
         self.num_heads = check_positive_int(num_heads, "num_heads")
         if dim % num_heads:
-            raise MixerConfigError(f"dim={dim} must be divisible by num_heads={num_heads}")
+            divisors = [d for d in range(1, dim + 1) if dim % d == 0]
+            raise MixerConfigError(
+                f"dim={dim} must be divisible by num_heads={num_heads}; valid num_heads: {divisors}"
+            )
         self.head_dim = dim // num_heads
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.k = nn.Linear(dim, dim, bias=qkv_bias)
         self.v = nn.Linear(dim, dim, bias=qkv_bias)
         self.out = nn.Linear(dim, dim)
+
+    def _check(self, x: torch.Tensor) -> None:
+        super()._check(x)
+        # the projections multiply x by their weights directly: dtypes must agree
+        check_same_dtype(x, self.q.weight.dtype, "x", type(self).__name__)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:  # [B, N, C] -> [B, h, N, d]
         B, N, _ = t.shape
@@ -87,16 +98,20 @@ class KernelAttention(SelfAttention):
     ``κ(x_i, x_j) = exp(q_i·k_j/√d) / Σ_l exp(q_i·k_l/√d)``, computed explicitly.
     Same parameters as :class:`SelfAttention`, so one can be loaded into the other."""
 
+    def _kernel(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        scores = torch.einsum("bhid,bhjd->bhij", q, k) / math.sqrt(self.head_dim)
+        return torch.softmax(scores, dim=-1)
+
     def kernel(self, x: torch.Tensor) -> torch.Tensor:
         """The kernel matrix ``κ[b, head, i, j]`` (each row sums to 1)."""
         self._check(x)
         q, k, _ = self.qkv(x)
-        scores = torch.einsum("bhid,bhjd->bhij", q, k) / math.sqrt(self.head_dim)
-        return torch.softmax(scores, dim=-1)
+        return self._kernel(q, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kappa = self.kernel(x)
-        _, _, v = self.qkv(x)
+        self._check(x)
+        q, k, v = self.qkv(x)
+        kappa = self._kernel(q, k)
         o = torch.einsum("bhij,bhjd->bhid", kappa, v)  # Σ_j κ(x_i, x_j) v_j
         return self._merge(o, x.shape)
 
@@ -114,6 +129,13 @@ def _to_fft_dtype(x: torch.Tensor) -> torch.Tensor:
     # CPU FFTs reject float16/bfloat16 and cuFFT half only supports powers of two:
     # compute spectra in float32 (float64 stays float64, for gradcheck).
     return x.float() if x.dtype in _LOW_PRECISION else x
+
+
+def _as_complex(w: torch.Tensor, real_dtype: torch.dtype) -> torch.Tensor:
+    """``[..., 2]`` real/imaginary weight -> complex tensor in the FFT's precision.
+    (``view_as_complex`` rejects bfloat16, so a module converted with ``.bfloat16()``
+    still computes its spectral product in float32.)"""
+    return torch.view_as_complex(w.to(real_dtype).contiguous())
 
 
 def _row_indices(H: int, m_h: int) -> tuple[list[int], list[int]]:
@@ -142,12 +164,7 @@ class SpectralConv2d(TokenMixer):
 
     def __init__(self, dim: int, modes: tuple[int, int] = (8, 8), check_finite: bool = True):
         super().__init__(dim, check_finite)
-        if not (isinstance(modes, (tuple, list)) and len(modes) == 2):
-            raise MixerConfigError(f"modes must be a pair (m_h, m_w) of integers >= 0, got {modes!r}")
-        for i, m in enumerate(modes):
-            if isinstance(m, bool) or not isinstance(m, int) or m < 0:
-                raise MixerConfigError(f"modes[{i}] must be an integer >= 0, got {m!r}")
-        self.modes = (int(modes[0]), int(modes[1]))
+        self.modes = check_modes(modes)
         m_h, m_w = self.modes
         scale = 1.0 / dim
         self.weight = nn.Parameter(scale * torch.randn(2 * m_h + 1, m_w + 1, dim, dim, 2))
@@ -162,7 +179,8 @@ class SpectralConv2d(TokenMixer):
 
     def complex_weight(self) -> torch.Tensor:
         """The weight as a complex tensor ``[2*m_h+1, m_w+1, C, C]``."""
-        return torch.view_as_complex(self.weight)
+        w = self.weight
+        return _as_complex(w, torch.float32 if w.dtype in _LOW_PRECISION else w.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
@@ -173,7 +191,7 @@ class SpectralConv2d(TokenMixer):
         m_h, m_w = self.modes
         pos, rows = _row_indices(H, m_h)
         Xk = X[:, rows, : m_w + 1]                                   # [B, R, M, C]
-        Wk = self.complex_weight()[pos].to(X.dtype)                  # [R, M, C, C]
+        Wk = _as_complex(self.weight[pos], X.real.dtype)             # [R, M, C, C]
         Yk = torch.einsum("brmi,rmio->brmo", Xk, Wk)
         Y = X.new_zeros(X.shape)
         Y[:, rows, : m_w + 1] = Yk
@@ -205,14 +223,14 @@ class GlobalFilter(TokenMixer):
             t = w.permute(2, 3, 0, 1).reshape(1, -1, H0, W0 // 2 + 1)
             t = F.interpolate(t, size=(H, W // 2 + 1), mode="bilinear", align_corners=True)
             w = t.reshape(self.dim, 2, H, W // 2 + 1).permute(2, 3, 0, 1)
-        return torch.view_as_complex(w.contiguous())
+        return _as_complex(w, torch.float32 if w.dtype in _LOW_PRECISION else w.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
         B, H, W, C = x.shape
         dtype = x.dtype
         X = _rfft2(_to_fft_dtype(x))
-        X = X * self.complex_weight(H, W).to(X.dtype)
+        X = X * self.complex_weight(H, W).to(X.dtype)  # float32/float64 even for a bfloat16 module
         return _irfft2(X, H, W).to(dtype)
 
 
@@ -281,8 +299,11 @@ class AFNO(TokenMixer):
         return F.relu(t) if self.activation == "relu" else t
 
     def block_mlp(self, xr: torch.Tensor, xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two-layer complex block MLP on real/imaginary parts ``[..., k, b]``."""
-        w1, b1, w2, b2 = self.w1, self.b1, self.w2, self.b2
+        """Two-layer complex block MLP on real/imaginary parts ``[..., k, b]``.
+        Computed in the dtype of ``xr`` (float32 after the FFT, or float64), whatever
+        the dtype of the parameters."""
+        dt = xr.dtype
+        w1, b1, w2, b2 = (p.to(dt) for p in (self.w1, self.b1, self.w2, self.b2))
         mm = lambda t, w: torch.einsum("...bi,bio->...bo", t, w)  # noqa: E731
         use_b = self.use_bias
         o1r = mm(xr, w1[0]) - mm(xi, w1[1]) + (b1[0] if use_b else 0)
@@ -330,4 +351,13 @@ def mixer(name: str, dim: int, **kw) -> TokenMixer:
     """
     if not isinstance(name, str) or name not in MIXERS:
         raise MixerConfigError(f"unknown mixer name {name!r}; expected one of {sorted(MIXERS)}")
-    return MIXERS[name](dim, **kw)
+    cls = MIXERS[name]
+    params = inspect.signature(cls).parameters
+    accepted = [p for p in params if p != "dim"]
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    unknown = sorted(set(kw) - set(accepted))
+    if unknown and not takes_any:
+        raise MixerConfigError(
+            f"mixer {name!r} got unknown keyword argument(s) {unknown}; expected some of {accepted}"
+        )
+    return cls(dim, **kw)

@@ -19,7 +19,14 @@ import math
 
 import torch
 
-from ._checks import MixerConfigError, check_fraction, check_nonnegative, check_positive_int
+from ._checks import (
+    MixerConfigError,
+    check_fraction,
+    check_modes,
+    check_nonnegative,
+    check_positive_int,
+    check_tensor,
+)
 
 __all__ = [
     "frequency_grid",
@@ -77,7 +84,7 @@ def fno_mode_mask(H: int, W: int, modes: tuple[int, int] | None = None) -> torch
     kh, kw = frequency_grid(H, W)
     if modes is None:
         return torch.ones(H, W // 2 + 1, dtype=torch.bool)
-    m_h, m_w = modes
+    m_h, m_w = check_modes(modes)
     if m_h > H // 2 or m_w > W // 2:
         raise MixerConfigError(
             f"modes={tuple(modes)} is larger than the grid {H}x{W} allows "
@@ -101,6 +108,8 @@ def nvidia_kept_mode_mask(H: int, W: int, keep_fraction: float = 1.0,
     same slicing rarely truncates anything.
     """
     f = check_fraction(keep_fraction)
+    H = check_positive_int(H, "H")
+    W = check_positive_int(W, "W")
     if variant == "fourcastnet":
         total = H // 2 + 1
     elif variant == "afno_transformer":
@@ -131,7 +140,10 @@ def spectrum_energy(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor
     ``x`` is ``[H, W]``, ``[H, W, C]``/``[B, H, W, C]`` (channels last) or, with
     ``channels_last=False``, ``[..., H, W]``."""
     if not isinstance(x, torch.Tensor) or x.is_complex() or not x.is_floating_point():
-        raise TypeError("x must be a real floating-point torch.Tensor")
+        got = f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"x must be a real floating-point torch.Tensor, got {got}")
+    if x.dim() < 2:
+        raise MixerConfigError(f"x must have at least 2 dimensions [H, W], got shape {tuple(x.shape)}")
     if x.dim() == 2:
         X = torch.fft.rfft2(x, norm="ortho")
         e = X.abs() ** 2
@@ -154,6 +166,7 @@ def spectrum_energy(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor
 def energy_fraction(x: torch.Tensor, mask: torch.Tensor, channels_last: bool = True) -> float:
     """Fraction of the energy of ``x`` carried by the rfft modes selected by ``mask``."""
     e = spectrum_energy(x, channels_last)
+    check_tensor(mask, "mask")
     if mask.shape != e.shape:
         raise MixerConfigError(f"mask must have shape {tuple(e.shape)}, got {tuple(mask.shape)}")
     total = e.sum()
@@ -179,6 +192,7 @@ def _check_lambd(lambd) -> float:
 def soft_threshold(z: torch.Tensor, lambd: float) -> torch.Tensor:
     """AFNO's soft-thresholding: ``softshrink`` on the real and imaginary parts
     **separately** (``S_λ(a) = sign(a) max(|a| - λ, 0)``). Works on real or complex ``z``."""
+    check_tensor(z, "z")
     lambd = _check_lambd(lambd)
     if z.is_complex():
         return torch.complex(torch.nn.functional.softshrink(z.real, lambd),
@@ -189,6 +203,7 @@ def soft_threshold(z: torch.Tensor, lambd: float) -> torch.Tensor:
 def soft_threshold_magnitude(z: torch.Tensor, lambd: float) -> torch.Tensor:
     """The complex LASSO proximal operator: shrink the **magnitude**, keep the phase,
     ``z * max(1 - λ/|z|, 0)``. (Not what AFNO does; shown for comparison.)"""
+    check_tensor(z, "z")
     lambd = _check_lambd(lambd)
     mag = z.abs()
     scale = torch.clamp(1 - lambd / mag.clamp_min(torch.finfo(mag.dtype).tiny), min=0)
@@ -197,12 +212,14 @@ def soft_threshold_magnitude(z: torch.Tensor, lambd: float) -> torch.Tensor:
 
 def hard_threshold(z: torch.Tensor, lambd: float) -> torch.Tensor:
     """Keep entries with ``|z| > λ`` unchanged, zero the rest."""
+    check_tensor(z, "z")
     lambd = _check_lambd(lambd)
     return torch.where(z.abs() > lambd, z, torch.zeros_like(z))
 
 
 def hard_threshold_to_fraction(z: torch.Tensor, keep: float) -> torch.Tensor:
     """Keep the ``keep`` fraction of entries of largest ``|z|`` (ties broken by order)."""
+    check_tensor(z, "z")
     if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not (0.0 <= keep <= 1.0):
         raise MixerConfigError(f"keep must be a fraction in [0, 1], got {keep!r}")
     flat = z.reshape(-1)
