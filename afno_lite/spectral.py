@@ -104,22 +104,24 @@ def nvidia_kept_mode_mask(H: int, W: int, keep_fraction: float = 1.0,
     ``W > H``).
 
     ``variant="afno_transformer"`` (the paper's ViT code, tokens flattened to
-    ``N = H*W``): ``total = N//2 + 1``, which is far larger than ``H``, so the
-    same slicing rarely truncates anything.
+    ``N = H*W``): ``total = N//2 + 1``, ``kept = int(total * f)``, **all** rows and
+    columns ``:kept``. Since ``total`` counts tokens, not columns, ``kept`` is far larger
+    than ``W//2 + 1`` and the slicing rarely truncates anything.
     """
     f = check_fraction(keep_fraction)
     H = check_positive_int(H, "H")
     W = check_positive_int(W, "W")
+    mask = torch.zeros(H, W // 2 + 1, dtype=torch.bool)
     if variant == "fourcastnet":
         total = H // 2 + 1
+        kept = int(total * f)
+        mask[total - kept: total + kept, :kept] = True   # x[:, total-kept:total+kept, :kept]
     elif variant == "afno_transformer":
         total = (H * W) // 2 + 1
+        kept = int(total * f)
+        mask[:, :kept] = True                            # x[:, :, :kept]
     else:
         raise MixerConfigError(f"variant must be 'fourcastnet' or 'afno_transformer', got {variant!r}")
-    kept = int(total * f)
-    mask = torch.zeros(H, W // 2 + 1, dtype=torch.bool)
-    lo, hi = max(total - kept, 0), total + kept
-    mask[lo:hi, :kept] = True
     return mask
 
 
