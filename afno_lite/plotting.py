@@ -56,3 +56,27 @@ def plot_spectrum(X: torch.Tensor, ax=None, title: str | None = None, vmin=None,
     if title:
         ax.set_title(title)
     return im
+
+
+# matplotlib's to_jshtml() template links Font Awesome 4 from a CDN for its button
+# icons; a static page must not reach the network, so the icons become plain text.
+_JSHTML_ICONS = {
+    "fa fa-minus": "&#8722;", "fa fa-fast-backward": "&#9198;", "fa fa-step-backward": "&#9664;&#9646;",
+    "fa fa-play fa-flip-horizontal": "&#9664;", "fa fa-pause": "&#10074;&#10074;", "fa fa-play": "&#9654;",
+    "fa fa-step-forward": "&#9646;&#9654;", "fa fa-fast-forward": "&#9197;", "fa fa-plus": "+",
+}
+
+
+def offline_jshtml(anim, default_mode: str = "once") -> str:
+    """``anim.to_jshtml()`` with no network access needed: the Font Awesome ``<link>``
+    is removed and the button icons become Unicode symbols. The result is a
+    self-contained slider that works on a static page with no kernel."""
+    import re
+
+    html = anim.to_jshtml(default_mode=default_mode)
+    html = re.sub(r'<link[^>]*font-awesome[^>]*>', "", html)
+    for cls, sym in _JSHTML_ICONS.items():
+        html = html.replace(f'<i class="{cls}"></i>', sym)
+    if "http://" in html or "https://" in html:
+        raise RuntimeError("offline_jshtml: the animation HTML still references the network")
+    return html
