@@ -16,7 +16,11 @@ Conventions (all counts are for one forward pass of one mixer on ``x[B, H, W, d]
       although one complex multiply-add costs 8 real flops instead of 2;
     * the fused CPU attention kernel (``_scaled_dot_product_flash_attention_for_cpu``)
       is **not** counted at all; under ``sdpa_kernel(SDPBackend.MATH)`` SDPA lowers to
-      two ``bmm`` and ``Q K^T`` and ``A V`` are counted. :func:`measure_flops` uses MATH.
+      two ``bmm`` and ``Q K^T`` and ``A V`` are counted. :func:`measure_flops` uses MATH;
+    * when the contracted dimension of an einsum has size 1 (AFNO with block size
+      ``b = d/k = 1``, an FNO with ``d = 1``) ``torch.einsum`` uses an elementwise
+      multiply instead of ``bmm`` and nothing is counted; the formulas here still
+      count ``2*m*n*k`` for those products.
 
 ``matmul_real``
     Real floating-point operations of those products: ``matmul`` for real
