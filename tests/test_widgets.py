@@ -1,0 +1,293 @@
+"""Headless tests of the explorers in afno_lite.widgets: every control is set across its whole
+range (extremes included); the views must not fail and must report exactly what the pure
+compute functions return."""
+from __future__ import annotations
+
+import base64
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from afno_lite import AFNO, GlobalFilter, MixerConfigError, SpectralConv2d, spectral
+from afno_lite import widgets as W
+
+SIZE = 32  # small grid: same code paths as 64x64, faster
+KEEP = W.keep_fraction_options(SIZE, SIZE)
+PROPS = settings(max_examples=20, deadline=None)
+
+
+def _numel(m) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def _shown_png(view) -> bytes:
+    (out,) = view.output.outputs
+    assert out["output_type"] == "display_data"
+    png = base64.b64decode(out["data"]["image/png"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    return png
+
+
+@pytest.fixture(scope="module")
+def spectrum_view():
+    return W.SpectrumExplorer(size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def sparsity_view():
+    return W.SparsityExplorer(size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def block_view():
+    return W.AFNOBlockExplorer(size=SIZE, dim=16)
+
+
+# --------------------------------------------------------------------------- inputs
+@pytest.mark.parametrize("source", W.SOURCES)
+def test_sources_are_finite_images_of_the_requested_size(source):
+    x = W.load_source(source, SIZE)
+    assert x.shape == (SIZE, SIZE) and x.dtype == torch.float32
+    assert torch.isfinite(x).all() and x.std() > 0
+
+
+def test_feature_map_is_a_channel_of_an_afno_layer():
+    img = W.load_source("grace_hopper", SIZE)
+    tokens = W.lift_to_channels(img, 16)
+    assert tokens.shape == (1, SIZE, SIZE, 16)
+    # the channels differ: a pointwise non-linear embedding, not 16 copies
+    assert torch.linalg.matrix_rank(tokens.reshape(-1, 16).double()) > 1
+    f = W.feature_map(img, dim=16, num_blocks=4, channel=3)
+    assert f.shape == (SIZE, SIZE) and torch.isfinite(f).all()
+    torch.testing.assert_close(W.load_source("feature", SIZE), W.feature_map(img))
+
+
+# --------------------------------------------------------------------------- spectrum explorer
+@PROPS
+@given(i=st.integers(0, len(KEEP) - 1), source=st.sampled_from(W.SOURCES))
+@example(i=0, source="grace_hopper")
+@example(i=len(KEEP) - 1, source="grace_hopper")
+@example(i=len(KEEP) - 1, source="synthetic")
+def test_spectrum_slider_reports_the_compute_function(spectrum_view, i, source):
+    v = spectrum_view
+    v.source.value = source
+    v.keep.value = KEEP[i]
+    s, ref = v.state, W.compute_spectrum(W.load_source(source, SIZE), KEEP[i])
+    assert s.keep_fraction == KEEP[i]
+    assert s.energy_kept == ref.energy_kept and s.relative_error == ref.relative_error
+    np.testing.assert_array_equal(s.mask, spectral.kept_mode_mask(SIZE, SIZE, KEEP[i]).numpy())
+    np.testing.assert_array_equal(s.reconstruction, ref.reconstruction)
+    assert s.kept_modes == int(s.mask.sum()) and s.total_modes == SIZE * (SIZE // 2 + 1)
+    assert s.cutoffs == spectral.kept_mode_cutoffs(SIZE, SIZE, KEEP[i])
+    # Parseval: what is not kept is the error
+    assert math.isclose(s.relative_error**2, 1 - s.energy_kept, abs_tol=1e-9)
+    assert f"{100 * ref.energy_kept:.2f} %" in v.readout.value
+    assert f"{ref.relative_error:.4f}" in v.readout.value
+    assert f"{ref.kept_modes} / {ref.total_modes}" in v.readout.value
+    assert _shown_png(v) == v.png
+    if i == 0:  # the smallest fraction keeps |k_H| <= 1 and k_W <= 1
+        assert s.cutoffs == (1, 1) and s.kept_modes == 3 * 2
+    if KEEP[i] == 1.0:
+        assert s.kept_modes == s.total_modes and s.energy_kept == pytest.approx(1.0, abs=1e-12)
+        assert s.relative_error < 1e-12
+
+
+def test_spectrum_state_matches_library_pieces():
+    x = W.load_source("mri", SIZE)
+    s = W.compute_spectrum(x, 0.5)
+    radii, prof = spectral.radial_energy_profile(x.double())
+    np.testing.assert_allclose(s.radial_energy, prof.numpy())
+    assert s.radial_energy.sum() == pytest.approx(float((x.double() ** 2).sum()), rel=1e-10)
+    X = torch.fft.rfft2(x.double(), norm="ortho")
+    np.testing.assert_allclose(s.log_mag_half, torch.fft.fftshift(torch.log10(X.abs() + 1e-12), dim=0).numpy())
+    assert s.log_mag_full.shape == (SIZE, SIZE) and s.image.shape == (SIZE, SIZE)
+    # the energy curve the view plots rises to 1
+    e = [W.compute_spectrum(x, f).energy_kept for f in KEEP]
+    assert all(b >= a - 1e-12 for a, b in zip(e, e[1:], strict=False)) and e[-1] == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------- sparsity explorer
+def _grid(source="grace_hopper"):
+    return W.lambda_grid(W.load_source(source, SIZE))
+
+
+GRID = _grid()
+
+
+@PROPS
+@given(i=st.integers(0, len(GRID) - 1), mode=st.sampled_from(W.MODES), norm=st.sampled_from(W.NORMS))
+@example(i=0, mode="soft", norm="ortho")
+@example(i=0, mode="hard", norm="backward")
+@example(i=len(GRID) - 1, mode="soft", norm="ortho")
+@example(i=len(GRID) - 1, mode="hard", norm="backward")
+def test_sparsity_slider_reports_the_compute_function(sparsity_view, i, mode, norm):
+    v = sparsity_view
+    v.source.value = "grace_hopper"
+    v.lambd.value, v.mode.value, v.norm.value = GRID[i], mode, norm
+    s = v.state
+    x = W.load_source("grace_hopper", SIZE)
+    ref = W.compute_sparsity(x, GRID[i], mode, norm)
+    assert (s.lambd, s.mode, s.norm) == (GRID[i], mode, norm)
+    for field in ("kept_modes", "total_modes", "fraction_nonzero", "energy_kept", "relative_error",
+                  "soft_error", "hard_error"):
+        assert getattr(s, field) == getattr(ref, field), field
+    np.testing.assert_array_equal(s.survivors, ref.survivors)
+    assert s.fraction_nonzero == s.kept_modes / s.total_modes == s.survivors.mean()
+    assert f"{100 * ref.fraction_nonzero:.1f} %" in v.readout.value
+    assert f"{ref.relative_error:.4f}" in v.readout.value
+    assert _shown_png(v) == v.png
+    # hard thresholding at the same sparsity is never worse (best n-term approximation)
+    assert s.hard_error <= s.soft_error + 1e-9
+    if GRID[i] == 0:  # λ = 0 changes nothing
+        assert s.fraction_nonzero == 1.0 and s.relative_error < 1e-12
+    if i == len(GRID) - 1:  # the last λ zeroes every mode, in either norm
+        assert s.kept_modes == 0 and s.energy_kept == 0 and s.relative_error == pytest.approx(1.0)
+        assert not np.any(s.reconstruction)
+
+
+@pytest.mark.parametrize("norm", W.NORMS)
+def test_sparsity_monotone_across_the_slider(sparsity_view, norm):
+    v = sparsity_view
+    v.source.value, v.mode.value, v.norm.value = "topography", "soft", norm
+    rows = []
+    for lam in W.lambda_grid(W.load_source("topography", SIZE)):
+        v.lambd.value = lam
+        rows.append((v.state.fraction_nonzero, v.state.energy_kept, v.state.relative_error))
+    frac, energy, err = map(np.array, zip(*rows, strict=True))
+    assert frac[0] == 1.0 and frac[-1] == 0.0
+    assert np.all(np.diff(frac) <= 0) and np.all(np.diff(energy) <= 1e-12) and np.all(np.diff(err) >= -1e-12)
+    assert len(set(frac)) > 5  # the slider actually sweeps through intermediate sparsities
+
+
+@settings(max_examples=40, deadline=None)
+@given(a=st.floats(0, 50), b=st.floats(0, 50), norm=st.sampled_from(W.NORMS))
+def test_sparsity_is_monotone_in_lambda(a, b, norm):
+    x = W.load_source("mri", SIZE)
+    lo, hi = sorted((a, b))
+    s_lo, s_hi = W.compute_sparsity(x, lo, "soft", norm), W.compute_sparsity(x, hi, "soft", norm)
+    assert s_lo.kept_modes >= s_hi.kept_modes
+    assert s_lo.relative_error <= s_hi.relative_error + 1e-12
+    assert np.all(s_lo.survivors | ~s_hi.survivors)  # a mode that survives hi survives lo
+
+
+def test_lambda_meaning_depends_on_the_fft_norm():
+    x = W.load_source("grace_hopper", SIZE)
+    peaks = np.unique(W.compute_sparsity(x, 0.0).coefficients)
+    lam = float(np.sqrt(peaks[len(peaks) // 2] * peaks[len(peaks) // 2 + 1]))  # between two coefficients
+    ortho = W.compute_sparsity(x, lam, norm="ortho")
+    back = W.compute_sparsity(x, lam, norm="backward")
+    assert back.kept_modes > ortho.kept_modes  # same λ, very different sparsity
+    # "backward" coefficients are sqrt(H W) times larger: rescaling λ gives the same survivors
+    rescaled = W.compute_sparsity(x, lam * SIZE, norm="backward")
+    np.testing.assert_array_equal(rescaled.survivors, ortho.survivors)
+    assert rescaled.relative_error == pytest.approx(ortho.relative_error, rel=1e-9)
+
+
+def test_sparsity_source_change_rebuilds_the_lambda_range(sparsity_view):
+    v = sparsity_view
+    for source in W.SOURCES:
+        v.source.value = source
+        values = [val for _, val in v.lambd.options]
+        assert values == _grid(source) and v.lambd.value in values
+        v.lambd.value = values[-1]
+        assert v.state.kept_modes == 0, source
+
+
+# --------------------------------------------------------------------------- AFNO block explorer
+@PROPS
+@given(k=st.sampled_from(W.divisors(16)), f=st.integers(1, 4), source=st.sampled_from(W.SOURCES))
+@example(k=1, f=1, source="grace_hopper")
+@example(k=16, f=4, source="grace_hopper")
+def test_block_sliders_report_real_module_counts(block_view, k, f, source):
+    v = block_view
+    v.source.value, v.num_blocks.value, v.hidden_factor.value = source, k, f
+    s = v.state
+    C, b = 16, 16 // k
+    assert (s.num_blocks, s.hidden_factor, s.block_size) == (k, f, b)
+    assert s.params["afno"] == _numel(AFNO(C, num_blocks=k, hidden_factor=f)) == 4 * C * b * f + 2 * C * f + 2 * C
+    assert s.params["fno"] == _numel(SpectralConv2d(C, modes=(SIZE // 2, SIZE // 2)))
+    assert s.params["gfn"] == _numel(GlobalFilter(C, grid=(SIZE, SIZE))) == SIZE * (SIZE // 2 + 1) * C * 2
+    assert f"AFNO {s.params['afno']:,}" in v.readout.value
+    # block-diagonal: zero outside the k blocks of size b x (b f), non-zero inside
+    on = np.zeros((C, C * f), dtype=bool)
+    for j in range(k):
+        on[j * b:(j + 1) * b, j * b * f:(j + 1) * b * f] = True
+    assert s.block_weight.shape == (C, C * f)
+    assert not np.any(s.block_weight[~on]) and np.all(s.block_weight[on] > 0)
+    ref = W.compute_afno_block(W.load_source(source, SIZE), k, f, dim=C)
+    np.testing.assert_array_equal(s.output, ref.output)
+    assert s.output.shape == (SIZE, SIZE) and np.isfinite(s.output).all()
+    assert _shown_png(v) == v.png
+
+
+def test_more_blocks_fewer_parameters():
+    x = W.load_source("grace_hopper", SIZE)
+    counts = [W.compute_afno_block(x, k, 1).params["afno"] for k in W.divisors(16)]
+    assert counts == sorted(counts, reverse=True) and len(set(counts)) == len(counts)
+
+
+# --------------------------------------------------------------------------- bad inputs
+@pytest.mark.parametrize("call, match", [
+    (lambda x: W.compute_spectrum(x, 0.0), "keep_fraction"),
+    (lambda x: W.compute_spectrum(x, 1.5), "keep_fraction"),
+    (lambda x: W.compute_spectrum(x[None], 0.5), r"x must be .*\[H, W\]"),
+    (lambda x: W.compute_sparsity(x, -0.1), "lambd"),
+    (lambda x: W.compute_sparsity(x, float("nan")), "lambd"),
+    (lambda x: W.compute_sparsity(x, 0.1, mode="medium"), "mode"),
+    (lambda x: W.compute_sparsity(x, 0.1, norm="forward"), "norm"),
+    (lambda x: W.compute_afno_block(x, 3), r"num_blocks must divide dim=16.*\[1, 2, 4, 8, 16\]"),
+    (lambda x: W.compute_afno_block(x, 4, 0), "hidden_factor"),
+    (lambda x: W.compute_afno_block(x, 4, 1, channel=16), "channel"),
+    (lambda x: W.load_source("cat"), "source"),
+    (lambda x: W.SparsityExplorer(size=SIZE, norm="forward"), "norm"),
+    (lambda x: W.AFNOBlockExplorer(size=SIZE, num_blocks=5), "num_blocks"),
+    (lambda x: W.sparsity_animation_html(x, n_frames=1), "n_frames"),
+])
+def test_bad_arguments_are_named(call, match):
+    with pytest.raises(MixerConfigError, match=match):
+        call(W.load_source("grace_hopper", SIZE))
+
+
+def test_non_finite_input_is_rejected():
+    x = W.load_source("grace_hopper", SIZE)
+    x[3, 4] = float("nan")
+    with pytest.raises(MixerConfigError, match="NaN"):
+        W.compute_sparsity(x, 0.1)
+
+
+# --------------------------------------------------------------------------- views, players, latency
+def test_views_expose_their_controls_and_render_as_widgets(spectrum_view, sparsity_view, block_view):
+    assert set(spectrum_view.sliders) == {"source", "keep_fraction"}
+    assert set(sparsity_view.sliders) == {"source", "lambd", "mode", "norm"}
+    assert set(block_view.sliders) == {"source", "num_blocks", "hidden_factor"}
+    for v in (spectrum_view, sparsity_view, block_view):
+        assert all(getattr(c, "continuous_update", False) is False
+                   for c in v.sliders.values() if hasattr(c, "continuous_update"))
+        bundle = v._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert [val for _, val in sparsity_view.lambd.options][0] == 0.0  # an explicit λ = 0 stop
+
+
+@pytest.mark.parametrize("make, frames", [
+    (lambda x: W.sparsity_animation_html(x, n_frames=4), 4),
+    (lambda x: W.keep_fraction_animation_html(x, n_frames=4), 4),
+])
+def test_kernel_free_players(make, frames):
+    html = make(W.load_source("grace_hopper", SIZE))
+    assert re.search(r'<input [^>]*type="range"', html) and '<div class="animation">' in html
+    assert html.count("data:image/jpeg;base64,") == frames
+    assert "http://" not in html and "https://" not in html  # works offline, no CDN
+    assert len(html) < 150_000
+
+
+def test_measure_latency_structure():
+    out = W.measure_latency(n=2, size=SIZE)
+    assert set(out) == {"spectrum", "sparsity", "afno_blocks"}
+    for row in out.values():
+        assert set(row) == {"median_ms", "p90_ms", "n"}
+        assert row["n"] == 2 and 0 < row["median_ms"] <= row["p90_ms"]
