@@ -50,7 +50,13 @@ gfn            ``2 H0 (W0//2 + 1) d``              0 (``elementwise = 6 B H (W//
 afno           ``4 d b f + 2 d f + 2 d``           ``16 B K d b f`` with ``K`` kept rfft modes
                (``= 4 d^2 f / k + 2 d f + 2 d``)   (:func:`afno_lite.spectral.kept_mode_mask`):
                                                   two layers x four real einsums of ``2 K k b (b f)``
+afno_fast      as afno (same tensors)             ``4 B K d b f``: one complex ``baddbmm`` per layer;
+                                                  ``matmul_real`` = 4x, the same as afno's
 =============  =================================  ==================================================
+
+For ``afno_fast`` (registered when :mod:`afno_lite.fast` is imported) with
+``keep_fraction < 1`` the FFT along ``H`` is pruned to the kept columns; ``fft`` here
+is the full-grid estimate, an upper bound.
 
 :func:`complexity_table` puts these next to the paper's Table 1.
 """
@@ -68,7 +74,7 @@ from .spectral import kept_mode_mask
 __all__ = ["FORMULA_MIXERS", "PAPER_TABLE_1", "parameter_count", "flops", "fft_flops", "measure_flops",
            "complexity_table"]
 
-FORMULA_MIXERS = ("attention", "kernel_attention", "fno", "gfn", "afno")
+FORMULA_MIXERS = ("attention", "kernel_attention", "fno", "gfn", "afno", "afno_fast")
 
 #: Guibas et al. (2021), Table 1 ("Complexity, parameter count, and interpretation"),
 #: as printed there: N = hw tokens, d channels, k AFNO blocks; leading-order counts.
@@ -174,7 +180,9 @@ def flops(name: str, dim: int, grid, batch: int = 1, **kw) -> dict:
         m = cfg["module"]
         kept = int(kept_mode_mask(H, W, m.keep_fraction).sum())
         b = d // m.num_blocks
-        out["matmul"] = out["matmul_real"] = 16 * B * kept * d * b * m.hidden_factor
+        out["matmul_real"] = 16 * B * kept * d * b * m.hidden_factor
+        # afno: 8 real einsums; afno_fast: 2 complex baddbmm, counted as real ones (1/4 of the real flops)
+        out["matmul"] = out["matmul_real"] if name == "afno" else out["matmul_real"] // 4
         out["fft"] = fft_flops((H, W), d, B)
     out["total"] = out["matmul_real"] + out["elementwise"] + out["fft"]
     return out

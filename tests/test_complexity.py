@@ -155,6 +155,21 @@ def test_afno_costs_2_over_k_of_a_full_fno():
         assert afno["matmul_real"] * k == 2 * fno["matmul_real"]
 
 
+@pytest.mark.parametrize("dim, grid, batch, kw", [
+    (16, (8, 6), 2, {"num_blocks": 4}),
+    (24, (9, 15), 2, {"num_blocks": 3, "hidden_factor": 2, "keep_fraction": 0.5}),
+    (4, (6, 6), 1, {"num_blocks": 4}),                     # b = 1: a bmm all the same
+])
+def test_fast_afno_counts_complex_matmuls(dim, grid, batch, kw):
+    pytest.importorskip("afno_lite.fast")
+    m = build("afno_fast", dim, grid, kw)
+    f = cx.flops("afno_fast", dim, grid, batch, **kw)
+    ref = cx.flops("afno", dim, grid, batch, **kw)
+    assert counted(m, torch.randn(batch, *grid, dim)) == f["matmul"]
+    assert f["matmul_real"] == 4 * f["matmul"] == ref["matmul_real"]
+    assert cx.parameter_count("afno_fast", dim, grid, **kw) == sum(p.numel() for p in m.parameters())
+
+
 # --------------------------------------------------------------------------- the paper's table
 def test_complexity_table_rows():
     d, grid, k = 64, (16, 16), 8
