@@ -26,7 +26,6 @@ import contextlib
 import functools
 import io
 import math
-import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from matplotlib.figure import Figure
 from . import data, spectral
 from ._checks import MixerConfigError, check_fraction, check_nonnegative, check_positive_int
 from .mixers import AFNO, GlobalFilter, SpectralConv2d
+from .plotting import offline_jshtml
 
 __all__ = [
     "SOURCES", "load_source", "lift_to_channels", "feature_map",
@@ -813,30 +813,15 @@ class AFNOBlockExplorer(_Explorer):
 
 
 # --------------------------------------------------------------------------- kernel-free players
-# matplotlib's player loads its button icons from a CDN; use plain characters instead so the
-# page makes no network request and works offline.
-_ICONS = {
-    "fa fa-minus": "&minus;", "fa fa-fast-backward": "|&#x25C0;&#x25C0;", "fa fa-step-backward": "|&#x25C0;",
-    "fa fa-play fa-flip-horizontal": "&#x25C0;", "fa fa-pause": "||", "fa fa-play": "&#x25B6;",
-    "fa fa-step-forward": "&#x25B6;|", "fa fa-fast-forward": "&#x25B6;&#x25B6;|", "fa fa-plus": "+",
-}
-
-
-def _offline_player(html: str) -> str:
-    html = re.sub(r'<link rel="stylesheet"\s+href="https?://[^"]*font-awesome[^"]*">', "", html)
-    for cls, char in _ICONS.items():
-        html = html.replace(f'<i class="{cls}"></i>', char)
-    return html
-
-
 def _animation_html(fig: Figure, frames: int, draw, fps: float) -> str:
     from matplotlib import rc_context
     from matplotlib.animation import FuncAnimation
 
     anim = FuncAnimation(fig, draw, frames=frames, interval=1000 / fps, blit=False, repeat=False)
-    # JPEG frames: photographs and spectra compress ~3x better than PNG at this size
+    # JPEG frames (photographs and spectra compress ~3x better than PNG at this size);
+    # offline_jshtml replaces the player's CDN icons with plain characters
     with rc_context({"animation.frame_format": "jpeg"}):
-        return _offline_player(anim.to_jshtml(fps=fps, default_mode="once"))
+        return offline_jshtml(anim, default_mode="once")
 
 
 @_one_thread()
