@@ -329,3 +329,15 @@ def test_reference_forward_argument_errors():
         compat.nvidia_afno2d_forward(x, *args, num_blocks=4, hard_thresholding_fraction=0)
     with pytest.raises(NvidiaWeightsError, match="always applies ReLU"):
         compat.nvidia_layer_forward(afno_lite.AFNO(16, num_blocks=4, activation=None), x)
+
+
+def test_fourcastnet_checkpoint_into_a_fast_afno_net():
+    pytest.importorskip("afno_lite.fast")
+    ckpt, plain = fourcastnet_checkpoint(depth=2, dim=32, k=8)
+    net = TokenMixerNet("afno_fast", img_size=16, patch_size=4, in_chans=2, embed_dim=32, depth=2,
+                        mixer_kw={"num_blocks": 8})
+    assert compat.load_nvidia_afno_blocks(net, ckpt).num_layers == 2
+    t = torch.randn(2, 4, 4, 32)
+    ref = compat.nvidia_afno2d_forward(t, *(plain[f"blocks.0.filter.{k}"] for k in KEYS), num_blocks=8)
+    assert (net.blocks[0].mixer(t) + t - ref).abs().max() <= 1e-5
+    assert sorted(compat.to_nvidia_state_dict(net)) == sorted(f"blocks.{i}.filter.{k}" for i in range(2) for k in KEYS)
