@@ -7,6 +7,7 @@ One interface for every mixer: ``forward(x[B, H, W, C]) -> [B, H, W, C]``.
 >>> m(torch.randn(2, 16, 16, 64)).shape
 torch.Size([2, 16, 16, 64])
 """
+from . import compat, complexity, data, fast, models, spectral  # noqa: E402
 from ._checks import MixerConfigError, MixerInputError
 from .mixers import (
     AFNO,
@@ -18,13 +19,14 @@ from .mixers import (
     TokenMixer,
     mixer,
 )
+from .models import TokenMixerNet, count_parameters  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AFNO", "GlobalFilter", "KernelAttention", "SelfAttention", "SpectralConv2d", "TokenMixer",
     "MIXERS", "mixer", "MixerConfigError", "MixerInputError", "use_book_style", "seed_everything",
-    "default_device",
+    "default_device", "TokenMixerNet", "count_parameters", "compat", "complexity", "data", "fast", "models", "spectral",
 ]
 
 
