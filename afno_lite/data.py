@@ -2,7 +2,8 @@
 
 Nothing here touches the network: the photographs are matplotlib's own sample
 data (installed with matplotlib), the rest is generated from a seed.
-Used from chapter "Tokens and mixing" onward.
+Used from chapter "Tokens and mixing" onward; the training data (image crops, masked
+patches, Navier-Stokes pairs from :mod:`afno_lite.pde`) from chapter "Inpainting" on.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["IMAGES", "load_image", "synthetic_field"]
+__all__ = ["IMAGES", "load_image", "synthetic_field", "image_crops", "patch_mask", "inpainting_data", "pde_data"]
 
 # name -> file in matplotlib's mpl-data/sample_data
 IMAGES = {
@@ -89,3 +90,136 @@ def synthetic_field(H: int = 64, W: int = 64, slope: float = 3.0, seed: int = 0,
     f = (f - f.mean(dim=(-2, -1), keepdim=True)) / f.std(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
     f = f.permute(1, 2, 0)
     return f[..., 0] if channels is None else f.contiguous()
+
+
+# --------------------------------------------------------------------------- training data
+# Used by the trainer (afno_lite.train) and the chapters "Inpainting", "Ablations" and
+# "Resolution and PDEs". Everything is generated from a seed; nothing is downloaded.
+
+#: Fraction of each image's width (from the right) reserved for test crops.
+TEST_FRACTION = 0.25
+
+
+def _check_count(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+_PYRAMID: dict = {}
+
+
+def _downsampled(name: str, scale: int) -> torch.Tensor:
+    """Grayscale image ``name`` at full resolution divided by ``scale`` (area average), cached."""
+    key = (name, scale)
+    if key not in _PYRAMID:
+        a = load_image(name, size=None, gray=True)
+        if scale > 1:
+            a = F.avg_pool2d(a[None, None], scale)[0, 0]
+        _PYRAMID[key] = a.contiguous()
+    return _PYRAMID[key]
+
+
+def _split_region(img: torch.Tensor, split: str) -> torch.Tensor:
+    W = img.shape[1]
+    cut = int(round(W * (1 - TEST_FRACTION)))
+    return img[:, :cut] if split == "train" else img[:, cut:]
+
+
+def image_crops(n: int, size: int = 32, split: str = "train", seed: int = 0,
+                names=tuple(IMAGES), scales=(1, 2, 4), flips: bool = True,
+                procedural: float = 0.0) -> torch.Tensor:
+    """``n`` random grayscale crops ``[n, 1, size, size]`` in [0, 1] from the shipped images.
+
+    Each crop picks an image from ``names``, a zoom from ``scales`` (the image is area-averaged
+    by that factor first, so crops see structure at several scales), a random position and,
+    with ``flips``, random horizontal/vertical flips. Train and test crops come from disjoint
+    regions: the right ``TEST_FRACTION`` of every image's width is reserved for ``split="test"``.
+    A fraction ``procedural`` of the crops are instead random fields
+    (:func:`synthetic_field`, spectral slope drawn in [1.5, 4], mapped to [0, 1]).
+    """
+    n = _check_count(n, "n")
+    size = _check_count(size, "size")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    names = tuple(names)
+    if not names or any(nm not in IMAGES for nm in names):
+        raise ValueError(f"names must be a non-empty subset of {sorted(IMAGES)}, got {names!r}")
+    if not scales or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in scales):
+        raise ValueError(f"scales must be a non-empty sequence of positive integers, got {scales!r}")
+    if isinstance(procedural, bool) or not isinstance(procedural, (int, float)) or not 0 <= procedural <= 1:
+        raise ValueError(f"procedural must be a fraction in [0, 1], got {procedural!r}")
+    sources = []
+    for nm in names:
+        for s in scales:
+            region = _split_region(_downsampled(nm, s), split)
+            if region.shape[0] >= size and region.shape[1] >= size:
+                sources.append(region)
+    if not sources and procedural < 1:
+        raise ValueError(f"no image region of the {split!r} split is at least {size}x{size} pixels "
+                         f"at scales {tuple(scales)}; use smaller crops or smaller scales")
+    g = torch.Generator().manual_seed(seed * 2 + (0 if split == "train" else 1))
+    out = torch.empty(n, 1, size, size)
+    n_proc = int(round(procedural * n))
+    kinds = torch.zeros(n, dtype=torch.bool)
+    kinds[torch.randperm(n, generator=g)[:n_proc]] = True
+    for i in range(n):
+        if kinds[i]:
+            slope = 1.5 + 2.5 * float(torch.rand((), generator=g))
+            f = synthetic_field(size, size, slope=slope, seed=int(torch.randint(0, 2**31 - 1, (), generator=g)))
+            crop = (f - f.min()) / (f.max() - f.min()).clamp_min(1e-12)
+        else:
+            src = sources[int(torch.randint(len(sources), (), generator=g))]
+            H, W = src.shape
+            r = int(torch.randint(H - size + 1, (), generator=g))
+            c = int(torch.randint(W - size + 1, (), generator=g))
+            crop = src[r:r + size, c:c + size]
+            if flips and bool(torch.rand((), generator=g) < 0.5):
+                crop = crop.flip(1)
+            if flips and bool(torch.rand((), generator=g) < 0.5):
+                crop = crop.flip(0)
+        out[i, 0] = crop
+    return out
+
+
+def patch_mask(n: int, size: int = 32, patch: int = 4, ratio: float = 0.5, seed: int = 0) -> torch.Tensor:
+    """Masks ``[n, 1, size, size]`` (1 = missing pixel) hiding exactly ``round(ratio * P)`` of the
+    ``P = (size/patch)^2`` non-overlapping ``patch x patch`` squares of every image, chosen at random
+    (MAE-style random patch masking)."""
+    n = _check_count(n, "n")
+    size = _check_count(size, "size")
+    patch = _check_count(patch, "patch")
+    if size % patch:
+        raise ValueError(f"size={size} must be divisible by patch={patch}")
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
+        raise ValueError(f"ratio must be a fraction in (0, 1), got {ratio!r}")
+    g = torch.Generator().manual_seed(seed)
+    h = size // patch
+    P = h * h
+    k = max(1, min(P - 1, int(round(ratio * P))))
+    order = torch.rand(n, P, generator=g).argsort(dim=1)
+    m = torch.zeros(n, P)
+    m.scatter_(1, order[:, :k], 1.0)
+    m = m.view(n, 1, h, h)
+    return m.repeat_interleave(patch, dim=2).repeat_interleave(patch, dim=3)
+
+
+def inpainting_data(n: int, size: int = 32, patch: int = 4, ratio: float = 0.5, split: str = "train",
+                    seed: int = 0, **crop_kw) -> dict:
+    """Masked-patch inpainting examples: ``{"x": [n, 2, S, S], "target": [n, 1, S, S], "mask": [n, 1, S, S]}``.
+
+    ``x`` stacks the image with its missing pixels set to 0 and the mask itself (1 = missing),
+    so a model knows which pixels to fill. ``crop_kw`` goes to :func:`image_crops`.
+    """
+    target = image_crops(n, size, split=split, seed=seed, **crop_kw)
+    mask = patch_mask(n, size, patch, ratio, seed=seed * 2 + (0 if split == "train" else 1) + 7919)
+    x = torch.cat([target * (1 - mask), mask], dim=1)
+    return {"x": x, "target": target, "mask": mask}
+
+
+def pde_data(n: int, grids=(32, 64), T: float = 1.0, nu: float = 1e-3, seed: int = 0, **kw) -> dict:
+    """Navier-Stokes pairs ``{N: (w(0) [n,1,N,N], w(T) [n,1,N,N])}`` solved on 64x64 and subsampled
+    (see :func:`afno_lite.pde.navier_stokes_pairs`)."""
+    from .pde import navier_stokes_pairs
+
+    return navier_stokes_pairs(_check_count(n, "n"), grids=grids, T=T, nu=nu, seed=seed, **kw)
