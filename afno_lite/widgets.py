@@ -820,7 +820,7 @@ def _animation_html(fig: Figure, frames: int, draw, fps: float) -> str:
     anim = FuncAnimation(fig, draw, frames=frames, interval=1000 / fps, blit=False, repeat=False)
     # JPEG frames (photographs and spectra compress ~3x better than PNG at this size);
     # offline_jshtml replaces the player's CDN icons with plain characters
-    with rc_context({"animation.frame_format": "jpeg"}):
+    with rc_context({"animation.frame_format": "jpeg", "savefig.dpi": fig.dpi}):
         return offline_jshtml(anim, default_mode="once")
 
 
