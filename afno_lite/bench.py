@@ -356,11 +356,11 @@ def run_scaling(preset: str = "quick", *, grids=None, channels=None, batches=Non
             param_bytes = 4 * n_params * (2 if mode == "fwd+bwd" else 1)
             if param_bytes > cfg["memory_budget"] * 2**20:
                 reason = (f"parameters{' and gradients' if mode == 'fwd+bwd' else ''} alone need "
-                          f"{param_bytes / 2**20:.0f} MB > memory budget {cfg['memory_budget']:.0f} MB")
+                          f"{param_bytes / 2**20:.3g} MB > memory budget {cfg['memory_budget']:.3g} MB")
             elif mem_pred is not None and mem_pred > cfg["memory_budget"] * 2**20:
-                reason = f"predicted {mem_pred / 2**20:.0f} MB > memory budget {cfg['memory_budget']:.0f} MB"
+                reason = f"predicted {mem_pred / 2**20:.3g} MB > memory budget {cfg['memory_budget']:.3g} MB"
             elif t_pred is not None and t_pred > cfg["time_budget"]:
-                reason = f"predicted {t_pred:.2f} s per call > time budget {cfg['time_budget']:.2f} s"
+                reason = f"predicted {t_pred:.3g} s per call > time budget {cfg['time_budget']:.3g} s"
             else:
                 reason = None
             if reason:

@@ -1,0 +1,163 @@
+"""The scaling benchmark runs, writes valid JSON/PNG and computes its summaries correctly.
+No timing is asserted: only structure, skipping logic and the arithmetic of the summaries."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from afno_lite import bench
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULT_KEYS = {"series", "mode", "C", "B", "H", "W", "N", "repeats", "median_ms", "p10_ms", "p90_ms", "min_ms",
+               "peak_bytes", "peak_mb"}
+TOP_KEYS = {"schema", "command", "argv", "date", "preset", "machine", "torch", "threads", "settings", "method",
+            "series", "results", "skipped", "elapsed_s", "slopes", "goals"}
+
+
+def test_tiny_run_from_the_command_line_writes_json_png_and_table(tmp_path):
+    series = ["attention_h8", "afno", "afno_fast", "fft_floor"]
+    cmd = [sys.executable, "-m", "afno_lite.bench", "scaling", "--tiny", "--out", str(tmp_path), "--no-progress",
+           "--time-budget", "1000", "--series", *series]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "bench_scaling.json").read_text())
+    assert TOP_KEYS <= set(data)
+    assert data["schema"] == bench.SCHEMA and data["preset"] == "tiny"
+    assert data["torch"] == torch.__version__ and data["threads"] >= 1
+    assert {"cpu", "cpu_count", "platform", "load_average_start"} <= set(data["machine"])
+    assert "scaling --tiny" in data["command"]
+    assert set(data["series"]) == set(series)
+    # every (series, mode, grid) of the tiny preset is measured exactly once (nothing skipped with this budget)
+    expected = {(s, m, h * w) for s in series for m in bench.MODES for h, w in bench.PRESETS["tiny"]["grids"]}
+    got = [(r["series"], r["mode"], r["N"]) for r in data["results"]]
+    assert sorted(got) == sorted(expected) and data["skipped"] == []
+    for r in data["results"]:
+        assert RESULT_KEYS <= set(r)
+        assert r["p10_ms"] <= r["median_ms"] <= r["p90_ms"] and r["min_ms"] <= r["median_ms"]
+        assert r["repeats"] >= bench.PRESETS["tiny"]["min_repeats"] and r["peak_bytes"] >= 0
+    # a mixer's forward + backward holds more tensors than its forward alone
+    peak = {(r["series"], r["mode"], r["N"]): r["peak_bytes"] for r in data["results"]}
+    assert peak[("afno_fast", "fwd+bwd", 256)] > peak[("afno_fast", "fwd", 256)] > 0
+    assert (tmp_path / "bench_scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "median ms per call" in proc.stdout and "Goals" in proc.stdout
+    assert "afno_fast" in proc.stdout
+
+
+def test_budgets_skip_and_say_why():
+    res = bench.run_scaling("tiny", grids=[(8, 8), (16, 16)], channels=[32], series=["fno_all", "afno_fast"],
+                            modes=["fwd"], memory_budget=0.2, time_budget=1000, progress=False)
+    # FNO with all modes: 2*9*5*32*32 parameters = 0.35 MB of float32 > 0.2 MB, before anything is built
+    reasons = {(s["series"], s["N"]): s["reason"] for s in res["skipped"]}
+    assert reasons[("fno_all", 64)] == "parameters alone need 0.352 MB > memory budget 0.2 MB"
+    assert reasons[("fno_all", 256)] == "skipped at a smaller grid"
+    assert {r["series"] for r in res["results"]} == {"afno_fast"}
+    res = bench.run_scaling("tiny", grids=[(8, 8), (16, 16)], channels=[32], series=["afno_fast"],
+                            modes=["fwd"], time_budget=1e-9, progress=False)
+    assert res["results"] == []                                # the warm-up call is over 2 x budget
+    assert res["skipped"][0]["N"] == 64 and "one call took" in res["skipped"][0]["reason"]
+    assert res["skipped"][1] == dict(series="afno_fast", mode="fwd", C=32, B=1, H=16, W=16, N=256,
+                                     reason="skipped at a smaller grid")
+    # predictions from the previous grid: attention grows as N^2 (time and memory), the rest as N^1.2 / N
+    prev = dict(N=1024, median_ms=10.0, peak_bytes=1000)
+    t, mem = bench._predict(prev, "attention_h8", 4096)
+    assert t == pytest.approx(0.16) and mem == 16000
+    t, mem = bench._predict(prev, "afno_fast", 4096)
+    assert t == pytest.approx(0.01 * 4**1.2) and mem == 4000
+    assert bench._predict(None, "afno", 64) == (None, None)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="preset"):
+        bench.run_scaling("huge")
+    with pytest.raises(ValueError, match="unknown series"):
+        bench.run_scaling("tiny", series=["afno_slow"], progress=False)
+    with pytest.raises(ValueError, match="grids"):
+        bench.run_scaling("tiny", grids=["1x8"], progress=False)
+    with pytest.raises(SystemExit):
+        bench.main(["scaling", "--tiny", "--quick"])
+
+
+def test_peak_memory_counts_live_tensors_only():
+    n = 1 << 18                       # 1 MiB of float32
+
+    def two_in_sequence():
+        a = torch.ones(n)
+        del a
+        b = torch.ones(n)
+        return b
+
+    def two_at_once():
+        a, b = torch.ones(n), torch.ones(n)
+        return a + b                  # three alive at the peak
+
+    assert bench.peak_memory_bytes(two_in_sequence) == 4 * n
+    assert bench.peak_memory_bytes(two_at_once) == 3 * 4 * n
+    w = torch.randn(64, 64, requires_grad=True)
+    x = torch.randn(128, 64)
+    # forward output + ReLU output (saved) + gradient flowing back: at least the weight's gradient
+    assert bench.peak_memory_bytes(lambda: (x @ w).relu().sum().backward()) >= 4 * (128 * 64 + 64 * 64)
+
+
+def _synthetic(ts: dict) -> dict:
+    """A result with given medians {series: {N: ms}} at fwd+bwd, C=256, B=1."""
+    rows = [dict(series=s, mode="fwd+bwd", C=256, B=1, H=int(math.isqrt(N)), W=N // int(math.isqrt(N)), N=N,
+                 median_ms=t, peak_bytes=0) for s, d in ts.items() for N, t in d.items()]
+    return {"schema": bench.SCHEMA, "results": rows, "skipped": []}
+
+
+def test_slopes_crossover_and_goal_ratios_arithmetic():
+    Ns = [64, 256, 1024, 4096, 16384]
+    res = _synthetic({
+        "afno_fast": {N: 0.01 * N**1.1 for N in Ns},
+        "attention_h8": {N: 1e-4 * N**2 for N in Ns},
+        "fft_floor": {N: 0.005 * N**1.1 for N in Ns},
+        "afno_nvidia_style": {N: 0.02 * N**1.1 for N in Ns},
+    })
+    assert bench.fit_slope(Ns, [N**1.5 for N in Ns]) == pytest.approx(1.5)
+    assert bench.fit_slope([4], [1.0]) is None
+    # 0.01 N^1.1 = 1e-4 N^2  <=>  N = 100^(1/0.9) ~ 167: between the grids 64 and 256
+    co = bench.crossover(res)
+    assert co["between"] == [64, 256] and co["N"] == round(100 ** (1 / 0.9))
+    g = bench.goal_ratios(res)
+    assert g["vs_fft_floor"]["value"] == pytest.approx(2.0) and g["vs_fft_floor"]["met"] is True
+    assert g["vs_nvidia"]["B1"] == {1024: 0.5, 4096: 0.5, 16384: 0.5} and "stand-in" in g["vs_nvidia"]["note"]
+    assert g["growth_exponent"]["afno_fast_C256"] == pytest.approx(1.1, abs=1e-3)
+    assert g["growth_exponent"]["attention_h8_C256"] == pytest.approx(2.0, abs=1e-3)
+    assert g["crossover_vs_attention_h8"]["met"] is False           # ~167 > 128
+    slow = _synthetic({"afno_fast": {64: 2.0, 256: 1.0}, "attention_h8": {64: 1.0, 256: 2.0}})
+    assert bench.crossover(slow)["N"] == 128                         # log-midpoint
+    never = _synthetic({"afno_fast": {64: 2.0, 256: 3.0}, "attention_h8": {64: 1.0, 256: 2.0}})
+    assert bench.crossover(never)["N"] is None
+    text = bench.format_goals(res)
+    assert "2.00" in text and "stand-in" in text
+
+
+def test_nvidia_stand_in_agrees_with_fast_afno(capsys):
+    rep = bench.run_nvidia(grids=[(8, 8)], channels=16, batches=[1], repeats=1)
+    out = capsys.readouterr().out
+    row = rep["rows"][0]
+    assert row["max_abs_diff"]["nvidia_style"] < 1e-5
+    if not rep["physicsnemo"]:
+        assert "physicsnemo is not importable" in out
+    assert "stand-in" in out and row["ratio_vs_nvidia_style"] > 0
+
+
+def test_plot_and_table_from_a_result():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    res = _synthetic({"afno_fast": {64: 1.0, 1024: 4.0, 4096: 20.0}, "attention_h8": {64: 0.5, 1024: 30.0}})
+    res["skipped"] = [dict(series="attention_h8", mode="fwd+bwd", C=256, B=1, H=64, W=64, N=4096, reason="x")]
+    fig = bench.plot_scaling(res)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(lab.startswith("AFNO fast (") for lab in labels)
+    table = bench.format_table(res)
+    assert "skip" in table and "64x64" in table
+    with pytest.raises(ValueError, match="no measurements"):
+        bench.plot_scaling(res, C=64)

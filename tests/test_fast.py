@@ -1,0 +1,210 @@
+"""FastAFNO: same parameters, outputs and gradients as the readable reference ``AFNO``."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+import afno_lite
+from afno_lite import MixerInputError
+from afno_lite.fast import FastAFNO, to_channels_first, to_channels_last
+from afno_lite.mixers import AFNO, MIXERS
+
+F64 = torch.float64
+
+
+def _pair(C: int, scale: float = 0.3, **kw) -> tuple[AFNO, FastAFNO]:
+    """A reference AFNO with weights large enough that ReLU and softshrink are active,
+    and a FastAFNO loaded from its state dict."""
+    ref = AFNO(C, **kw)
+    with torch.no_grad():
+        for p in ref.parameters():
+            if p.requires_grad:
+                p.normal_(0.0, scale)
+    fast = FastAFNO(C, **kw)
+    fast.load_state_dict(ref.state_dict())
+    return ref, fast
+
+
+def _outputs_and_grads(m, x, g):
+    x = x.detach().clone().requires_grad_(True)
+    y = m(x)
+    params = [p for p in m.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(y, [x, *params], g)
+    return y.detach(), grads
+
+
+GRIDS = [(8, 8), (6, 10), (7, 5), (9, 16)]          # square, non-square, odd, W > H
+SWITCHES = list(itertools.product([True, False], ["relu", None], [True, False]))   # bias, activation, residual
+
+
+@pytest.mark.parametrize("grid", GRIDS)
+@pytest.mark.parametrize("keep_fraction", [1.0, 0.5, 0.25])
+def test_equals_reference_float32_outputs_and_gradients(grid, keep_fraction):
+    torch.manual_seed(0)
+    H, W = grid
+    # half of the bias/activation/residual switches per grid, alternating: all of them over the grids
+    switches = [s for j, s in enumerate(SWITCHES) if (j + GRIDS.index(grid)) % 2 == 0]
+    for (num_blocks, hidden_factor), (bias, act, res) in zip(
+            itertools.cycle([(1, 1), (4, 2), (2, 1), (8, 3)]), switches):
+        kw = dict(num_blocks=num_blocks, hidden_factor=hidden_factor, keep_fraction=keep_fraction,
+                  sparsity_threshold=0.02, bias=bias, activation=act, residual=res)
+        ref, fast = _pair(16, **kw)
+        x, g = torch.randn(3, H, W, 16), torch.randn(3, H, W, 16)
+        y_ref, g_ref = _outputs_and_grads(ref, x, g)
+        y_fast, g_fast = _outputs_and_grads(fast, x, g)
+        assert y_fast.dtype == torch.float32 and y_fast.shape == x.shape
+        assert (y_fast - y_ref).abs().max() <= 1e-5, kw
+        for a, b in zip(g_fast, g_ref, strict=True):  # gradients sum over many modes: 1e-5 of their scale
+            assert a.shape == b.shape and (a - b).abs().max() <= 1e-5 * max(1.0, b.abs().max().item()), kw
+
+
+def test_thresholds_are_active_in_the_comparison():
+    """The equality above is not vacuous: softshrink zeroes some coefficients and passes
+    others, and ReLU clips some hidden units."""
+    torch.manual_seed(0)
+    ref, _ = _pair(16, num_blocks=4, sparsity_threshold=0.02)
+    x = torch.randn(3, 8, 8, 16)
+    X = torch.fft.rfft2(x, dim=(1, 2), norm="ortho").reshape(3, 8, 5, 4, 4)
+    o_r, o_i = ref.block_mlp(X.real, X.imag)
+    small = (o_r.abs() <= 0.02).float().mean()
+    assert 0.01 < small < 0.99
+    h = torch.einsum("...bi,bio->...bo", X.real, ref.w1[0]) - torch.einsum("...bi,bio->...bo", X.imag, ref.w1[1])
+    assert 0.1 < (h + ref.b1[0] < 0).float().mean() < 0.9
+
+
+@pytest.mark.parametrize("grid", [(8, 8), (5, 7), (12, 6)])
+@pytest.mark.parametrize("keep_fraction", [1.0, 0.5, 0.25])
+@pytest.mark.parametrize("switches", SWITCHES[::3] + [SWITCHES[-1]])
+def test_equals_reference_float64_to_rounding(grid, keep_fraction, switches):
+    bias, act, res = switches
+    torch.manual_seed(1)
+    ref, fast = _pair(8, num_blocks=2, hidden_factor=2, keep_fraction=keep_fraction, sparsity_threshold=0.05,
+                      bias=bias, activation=act, residual=res)
+    ref, fast = ref.double(), fast.double()
+    x, g = torch.randn(2, *grid, 8, dtype=F64), torch.randn(2, *grid, 8, dtype=F64)
+    y_ref, g_ref = _outputs_and_grads(ref, x, g)
+    y_fast, g_fast = _outputs_and_grads(fast, x, g)
+    torch.testing.assert_close(y_fast, y_ref, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g_fast, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("keep_fraction", [1.0, 0.5])
+def test_gradcheck_float64(keep_fraction):
+    torch.manual_seed(0)
+    _, fast = _pair(4, scale=0.5, num_blocks=2, hidden_factor=2, keep_fraction=keep_fraction,
+                    sparsity_threshold=0.05)
+    fast = fast.double()
+    x = torch.randn(2, 3, 5, 4, dtype=F64, requires_grad=True)
+    params = [fast.w1, fast.b1, fast.w2, fast.b2]
+    names = ["w1", "b1", "w2", "b2"]
+
+    def f(x, *ps):
+        return torch.func.functional_call(fast, dict(zip(names, ps, strict=True)), (x,))
+
+    assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-5, fast_mode=True)
+
+
+def test_state_dict_round_trips_both_ways_and_same_parameters():
+    ref = AFNO(32, num_blocks=4, hidden_factor=2)
+    fast = FastAFNO(32, num_blocks=4, hidden_factor=2)
+    assert {k: v.shape for k, v in ref.state_dict().items()} == {k: v.shape for k, v in fast.state_dict().items()}
+    assert fast.w1.shape == (2, 4, 8, 16) and fast.b1.shape == (2, 4, 16)
+    assert fast.w2.shape == (2, 4, 16, 8) and fast.b2.shape == (2, 4, 8)
+    ref.load_state_dict(fast.state_dict())
+    for k, v in fast.state_dict().items():
+        assert torch.equal(ref.state_dict()[k], v)
+    fast2 = FastAFNO(32, num_blocks=4, hidden_factor=2)
+    fast2.load_state_dict(ref.state_dict())
+    for k, v in ref.state_dict().items():
+        assert torch.equal(fast2.state_dict()[k], v)
+    assert sum(p.numel() for p in fast.parameters()) == sum(p.numel() for p in ref.parameters())
+
+
+def test_no_bias_parameters_stay_zero_and_frozen():
+    ref, fast = _pair(16, num_blocks=4, bias=False)
+    assert not fast.b1.requires_grad and not fast.b2.requires_grad
+    assert torch.count_nonzero(fast.b1) == 0
+    x = torch.randn(1, 6, 6, 16, requires_grad=True)
+    fast(x).sum().backward()
+    assert fast.b1.grad is None and fast.w1.grad is not None
+
+
+def test_registry_and_package():
+    assert MIXERS["afno_fast"] is FastAFNO
+    m = afno_lite.mixer("afno_fast", 32, num_blocks=4, keep_fraction=0.5)
+    assert isinstance(m, FastAFNO) and m.keep_fraction == 0.5
+    assert m(torch.randn(1, 8, 8, 32)).shape == (1, 8, 8, 32)
+
+
+def test_bfloat16_input_matches_reference():
+    torch.manual_seed(0)
+    ref, fast = _pair(16, num_blocks=4, sparsity_threshold=0.02)
+    x = torch.randn(2, 8, 6, 16).bfloat16()
+    y_fast, y_ref = fast(x), ref(x)
+    assert y_fast.dtype == torch.bfloat16
+    torch.testing.assert_close(y_fast, y_ref)          # bfloat16 tolerances
+    x.requires_grad_(True)
+    fast(x).float().sum().backward()
+    assert x.grad.dtype == torch.bfloat16 and torch.isfinite(x.grad.float()).all()
+
+
+def test_bfloat16_module_and_input():
+    torch.manual_seed(0)
+    ref, fast = _pair(16, num_blocks=4, sparsity_threshold=0.02)
+    ref, fast = ref.bfloat16(), fast.bfloat16()
+    x = torch.randn(1, 8, 8, 16).bfloat16()
+    torch.testing.assert_close(fast(x), ref(x))
+
+
+def test_float64_input_with_float32_parameters_matches_reference():
+    torch.manual_seed(0)
+    ref, fast = _pair(8, num_blocks=2, sparsity_threshold=0.02)
+    x = torch.randn(1, 6, 7, 8, dtype=F64)
+    y = fast(x)
+    assert y.dtype == F64
+    torch.testing.assert_close(y, ref(x), rtol=1e-12, atol=1e-12)
+
+
+def test_non_contiguous_input_and_batch():
+    torch.manual_seed(0)
+    ref, fast = _pair(16, num_blocks=4, sparsity_threshold=0.02)
+    big = torch.randn(3, 8, 16, 32)
+    x = big[..., ::2].transpose(1, 2)                    # [3, 16, 8, 16], neither contiguous nor channels-last
+    assert not x.is_contiguous()
+    torch.testing.assert_close(fast(x), ref(x), rtol=1e-5, atol=1e-5)
+
+
+def test_input_validation_is_inherited():
+    fast = FastAFNO(16, num_blocks=4)
+    with pytest.raises(MixerInputError, match="channels"):
+        fast(torch.randn(1, 8, 8, 12))
+    with pytest.raises(MixerInputError, match="NaN"):
+        fast(torch.full((1, 4, 4, 16), float("nan")))
+    with pytest.raises(afno_lite.MixerConfigError, match="num_blocks"):
+        FastAFNO(10, num_blocks=4)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 4), (3, 64, 64, 64)])   # generic copy and blocked transpose paths
+def test_layout_changes_are_exact_and_differentiable(shape):
+    x = torch.randn(*shape, dtype=F64)
+    xc = to_channels_first(x)
+    assert xc.is_contiguous() and torch.equal(xc, x.permute(0, 3, 1, 2))
+    back = to_channels_last(xc)
+    assert back.is_contiguous() and torch.equal(back, x)
+    assert to_channels_first(x, torch.float32).dtype == torch.float32
+    x.requires_grad_(True)
+    w = torch.randn(shape[0], shape[3], shape[1], shape[2], dtype=F64)
+    (to_channels_first(x) * w).sum().backward()
+    assert torch.equal(x.grad, w.permute(0, 2, 3, 1))
+    if x.numel() < 100:
+        assert torch.autograd.gradcheck(lambda t: to_channels_last(to_channels_first(t) * 2), (x,))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():  # pragma: no cover - no GPU on the CI machine
+    ref, fast = _pair(16, num_blocks=4, sparsity_threshold=0.02)
+    x = torch.randn(2, 8, 8, 16)
+    torch.testing.assert_close(fast.cuda()(x.cuda()).cpu(), ref(x), rtol=1e-5, atol=1e-5)
