@@ -1,8 +1,8 @@
 """Explorers: pure compute functions + thin ipywidgets views.
 
-Explained in the chapter "Sparsity in the frequency domain" (spectrum explorer, sparsity
-explorer and their kernel-free versions); the AFNO block explorer illustrates the chapter
-"AFNO, step by step".
+Explained in the chapter "Sparsity in the frequency domain", which hosts all three explorers
+(spectrum / kept fraction, soft-thresholding sparsity, AFNO blocks) and the kernel-free players;
+the AFNO block explorer also fits the chapter "AFNO, step by step".
 
 Every explorer is split in two:
 
@@ -44,7 +44,7 @@ from .plotting import offline_jshtml
 __all__ = [
     "SOURCES", "load_source", "lift_to_channels", "feature_map",
     "SpectrumState", "compute_spectrum", "keep_fraction_options",
-    "SparsityState", "compute_sparsity", "lambda_grid", "lambda_label", "sparsity_curve",
+    "MODES", "NORMS", "SparsityState", "compute_sparsity", "lambda_grid", "lambda_label", "sparsity_curve",
     "AFNOBlockState", "compute_afno_block", "divisors", "parameter_counts",
     "SpectrumExplorer", "SparsityExplorer", "AFNOBlockExplorer",
     "sparsity_animation_html", "keep_fraction_animation_html", "measure_latency",
@@ -52,8 +52,8 @@ __all__ = [
 
 #: inputs every explorer offers: the shipped images, a synthetic field, a feature map
 SOURCES = ("grace_hopper", "mri", "topography", "synthetic", "feature")
-MODES = ("soft", "hard")
-NORMS = ("ortho", "backward")
+MODES = ("soft", "hard")          # sparsity explorer: soft-thresholding, or hard at the same sparsity
+NORMS = ("ortho", "backward")     # FFT normalisations the sparsity explorer compares
 _DPI = 64
 _PNG_KW = {"compress_level": 1}  # fast PNG encoding: latency matters more than bytes here
 

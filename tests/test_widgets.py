@@ -4,6 +4,7 @@ compute functions return."""
 from __future__ import annotations
 
 import base64
+import io
 import math
 import re
 
@@ -261,6 +262,49 @@ def test_non_finite_input_is_rejected():
 
 
 # --------------------------------------------------------------------------- views, players, latency
+def _full_redraw(view) -> np.ndarray:
+    """Pixels of the view's figure drawn from scratch (no blitting)."""
+    for art in view._dynamic:
+        art.set_animated(False)
+    view.fig.canvas.draw()
+    pixels = np.asarray(view.fig.canvas.buffer_rgba())[..., :3].copy()
+    for art in view._dynamic:
+        art.set_animated(True)
+    view._invalidate()
+    return pixels
+
+
+def _decode(png: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def _differs(a: np.ndarray, b: np.ndarray) -> float:
+    return float((np.abs(a.astype(int) - b.astype(int)).max(-1) > 30).mean())
+
+
+@pytest.mark.parametrize("make, steps", [
+    (lambda: W.SpectrumExplorer(size=SIZE), [("keep", KEEP[0]), ("source", "mri"), ("keep", 1.0)]),
+    (lambda: W.SparsityExplorer(size=SIZE), [("lambd", 0.01), ("norm", "backward"), ("source", "topography"),
+                                             ("norm", "ortho"), ("lambd", 0.1), ("mode", "hard"),
+                                             ("lambd", 0.0)]),
+    (lambda: W.AFNOBlockExplorer(size=SIZE), [("num_blocks", 1), ("hidden_factor", 3), ("source", "synthetic"),
+                                              ("num_blocks", 16)]),
+])
+def test_shown_png_equals_a_full_redraw(make, steps):
+    """Only the changing artists are redrawn on each change: the PNG sent must still be the
+    whole, current figure (up to anti-aliasing where artists overlap the axes frame)."""
+    v = make()
+    previous = _decode(v.png)
+    for attr, value in steps:
+        getattr(v, attr).value = value
+        shown = _decode(v.png)
+        assert _differs(shown, _full_redraw(v)) < 0.01, (attr, value)
+        assert _differs(shown, previous) > 0.01, (attr, value)  # the picture did change
+        previous = shown
+
+
 def test_views_expose_their_controls_and_render_as_widgets(spectrum_view, sparsity_view, block_view):
     assert set(spectrum_view.sliders) == {"source", "keep_fraction"}
     assert set(sparsity_view.sliders) == {"source", "lambd", "mode", "norm"}
