@@ -60,10 +60,10 @@ def plot_spectrum(X: torch.Tensor, ax=None, title: str | None = None, vmin=None,
 
 # matplotlib's to_jshtml() template links Font Awesome 4 from a CDN for its button
 # icons; a static page must not reach the network, so the icons become plain text.
-_JSHTML_ICONS = {
-    "fa fa-minus": "&#8722;", "fa fa-fast-backward": "&#9198;", "fa fa-step-backward": "&#9664;&#9646;",
-    "fa fa-play fa-flip-horizontal": "&#9664;", "fa fa-pause": "&#10074;&#10074;", "fa fa-play": "&#9654;",
-    "fa fa-step-forward": "&#9646;&#9654;", "fa fa-fast-forward": "&#9197;", "fa fa-plus": "+",
+_JSHTML_ICONS = {  # glyphs present in every common font (no emoji-only symbols)
+    "fa fa-minus": "&#8722;", "fa fa-fast-backward": "|&#9664;&#9664;", "fa fa-step-backward": "|&#9664;",
+    "fa fa-play fa-flip-horizontal": "&#9664;", "fa fa-pause": "||", "fa fa-play": "&#9654;",
+    "fa fa-step-forward": "&#9654;|", "fa fa-fast-forward": "&#9654;&#9654;|", "fa fa-plus": "+",
 }
 
 

@@ -12,21 +12,18 @@ import functools
 import http.server
 import os
 import re
-import shutil
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import yaml
+from browser_utils import CHROME_ARGS, chromium_path
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 HTML = Path(os.environ.get("BOOK_HTML", BOOK / "_build" / "html"))
 SHOTS = HTML.parent / "screenshots"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.book
 
@@ -69,10 +66,12 @@ def test_no_cdn_reference_left_in_pages():
 
 
 # ----------------------------------------------------------------------------- browser
-def _chromium():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set $CHROMIUM)")
-    return pytest.importorskip("playwright.sync_api")
+def _chromium() -> str:
+    path = chromium_path()
+    if path is None:
+        pytest.skip("no Chromium found at $CHROMIUM or /usr/bin/chromium (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api")
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +92,11 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def browser():
-    pw = _chromium()
-    with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+    chromium = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROME_ARGS)
         yield b
         b.close()
 
@@ -169,5 +170,4 @@ def test_kernel_free_slider_changes_picture(browser, site_url):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "sparsity.png"), full_page=False)
     page.close()
-    assert shutil.disk_usage(SHOTS).free > 0  # screenshot written
     assert (SHOTS / "sparsity.png").stat().st_size > 10_000
