@@ -27,8 +27,13 @@ VENDOR = BOOK / "_vendor"
 PACKAGES = {  # npm package -> files/dirs to copy (from package/) -> destination under _vendor
     "mathjax@3.2.2": [("es5", "mathjax")],
     "requirejs@2.3.8": [("require.js", "widgets/require.js")],
-    "@jupyter-widgets/html-manager@1.0.15": [("dist/embed-amd.js", "widgets/embed-amd.js")],
+    "@jupyter-widgets/html-manager@1.0.15": [("dist/embed-amd.js", "widgets/embed-amd.js"),
+                                             ("dist", "widgets/fonts")],
 }
+# The widget renderer fetches its icon fonts from "@jupyter-widgets/html-manager/dist/"
+# relative to the page that shows widgets; build() puts a copy there.
+WIDGET_FONT_DIR = "@jupyter-widgets/html-manager/dist"
+FONT_SUFFIXES = (".woff2", ".woff", ".ttf", ".eot", ".svg")
 # MathJax ships one combined file per input/output pair; we use tex-chtml.js only.
 MATHJAX_DROP = {"tex-mml-chtml.js", "tex-chtml-full.js", "tex-chtml-full-speech.js", "tex-mml-svg.js",
                 "tex-svg.js", "tex-svg-full.js", "mml-chtml.js", "mml-svg.js", "tex-svg-full-speech.js",
@@ -65,7 +70,12 @@ def vendor(force: bool = False) -> None:
                 d.parent.mkdir(parents=True, exist_ok=True)
                 if d.exists():
                     shutil.rmtree(d) if d.is_dir() else d.unlink()
-                if s.is_dir():
+                if s.is_dir() and dst == "widgets/fonts":
+                    d.mkdir(parents=True)
+                    for f in s.iterdir():
+                        if f.suffix in FONT_SUFFIXES:
+                            shutil.copy2(f, d / f.name)
+                elif s.is_dir():
                     shutil.copytree(s, d, ignore=lambda _d, names: [n for n in names if n in MATHJAX_DROP])
                 else:
                     shutil.copy2(s, d)
@@ -79,6 +89,12 @@ def build(extra: list[str]) -> int:
     env = dict(os.environ)
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     rc = subprocess.call(cmd, env=env)
+    html = BOOK / "_build" / "html"
+    for page in html.rglob("*.html") if rc == 0 else []:
+        if "widgets/embed-amd.js" in page.read_text(encoding="utf-8"):
+            dest = page.parent / WIDGET_FONT_DIR
+            if not dest.exists():
+                shutil.copytree(VENDOR / "widgets" / "fonts", dest)
     print(f"book build {'passed' if rc == 0 else 'FAILED'} in {time.perf_counter() - t0:.1f} s", flush=True)
     return rc
 
