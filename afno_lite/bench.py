@@ -98,12 +98,12 @@ _FULL_GRIDS = [(8, 8), (8, 16), (16, 16), (16, 32), (32, 32), (32, 64), (64, 64)
 #: Run sizes. ``target_s``: seconds of timed calls per configuration (all series together).
 PRESETS = {
     "full": dict(grids=_FULL_GRIDS, channels=[64, 256], batches=[1, 8], modes=list(MODES),
-                 min_repeats=5, max_repeats=40, target_s=4.0, time_budget=2.0, memory_budget=1536.0),
+                 min_repeats=5, max_repeats=40, target_s=4.0, time_budget=3.0, memory_budget=1536.0),
     "quick": dict(grids=[(8, 8), (16, 16), (32, 32), (64, 64)], channels=[64, 256], batches=[1],
-                  modes=list(MODES), min_repeats=3, max_repeats=15, target_s=0.6, time_budget=0.3,
+                  modes=list(MODES), min_repeats=3, max_repeats=15, target_s=0.6, time_budget=1.0,
                   memory_budget=512.0),
     "tiny": dict(grids=[(8, 8), (16, 16)], channels=[32], batches=[1], modes=list(MODES),
-                 min_repeats=2, max_repeats=3, target_s=0.05, time_budget=0.2, memory_budget=256.0),
+                 min_repeats=2, max_repeats=3, target_s=0.05, time_budget=0.5, memory_budget=256.0),
 }
 
 _ATTENTION = ("attention_h1", "attention_h8")
@@ -287,7 +287,7 @@ def _predict(prev: dict | None, name: str, N: int) -> tuple[float | None, float 
         return None, None
     r = N / prev["N"]
     p = 2.0 if name in _ATTENTION else 1.2
-    t = prev["median_ms"] / 1000 * r**p
+    t = prev.get("min_ms", prev["median_ms"]) / 1000 * r**p   # the fastest call: least disturbed by load
     mem = prev["peak_bytes"] * (r**2 if name in _ATTENTION else r) if prev.get("peak_bytes") is not None else None
     return t, mem
 
@@ -615,10 +615,12 @@ _STYLE = {
 
 def plot_scaling(result: dict, mode: str | None = None, C: int | None = None, B: int | None = None,
                  series=None, axes=None):
-    """Log-log time per call against ``N``, one panel per (mode, C, B) present (or the one
-    selected), legend entries with the slope fitted over ``N >= 1024`` (over all ``N`` when
-    fewer than two such points). Returns the figure."""
+    """Log-log median time per call against ``N``, one panel per (mode, C, B) present (or the
+    ones selected). Slopes are fitted over ``N >= 1024`` (over all ``N`` when fewer than two
+    such points): in the legend for a single panel, else in a small table inside each panel
+    (the series legend is then shared, below the panels). Returns the figure."""
     import matplotlib.pyplot as plt
+    import numpy as np
 
     rows = result["results"]
     modes = [m for m in MODES if any(r["mode"] == m for r in rows) and (mode is None or m == mode)]
@@ -626,17 +628,19 @@ def plot_scaling(result: dict, mode: str | None = None, C: int | None = None, B:
     if not modes or not cbs:
         raise ValueError("no measurements match the requested mode/C/B")
     names = [s for s in SERIES if any(r["series"] == s for r in rows) and (series is None or s in series)]
+    single = len(modes) * len(cbs) == 1
     if axes is None:
-        fig, axes = plt.subplots(len(modes), len(cbs), figsize=(3.6 * len(cbs), 3.2 * len(modes)),
+        fig, axes = plt.subplots(len(modes), len(cbs), figsize=(3.3 * len(cbs) + (1.5 if single else 0),
+                                                                3.0 * len(modes) + (0 if single else 0.9)),
                                  squeeze=False, sharex=True)
     else:
-        import numpy as np
-
         axes = np.atleast_2d(axes)
         fig = axes.flat[0].figure
+    handles = {}
     for i, m in enumerate(modes):
         for j, (c, b) in enumerate(cbs):
             ax = axes[i][j]
+            slope_lines = []
             for s in names:
                 rs = _rows(result, s, m, c, b)
                 if not rs:
@@ -645,19 +649,31 @@ def plot_scaling(result: dict, mode: str | None = None, C: int | None = None, B:
                 big = [(n, t) for n, t in zip(Ns, ts, strict=True) if n >= 1024]
                 sl = fit_slope(*zip(*big, strict=True)) if len(big) >= 2 else fit_slope(Ns, ts)
                 color, ls = _STYLE.get(s, (None, "-"))
-                lab = SERIES[s][0] + ("" if sl is None else f" ({sl:.2f})")
-                ax.plot(Ns, ts, ls, marker="o", ms=3, color=color, label=lab)
+                lab = SERIES[s][0] + (f" (slope {sl:.2f})" if single and sl is not None else "")
+                (line,) = ax.plot(Ns, ts, ls, marker="o", ms=3, color=color, label=lab)
+                handles.setdefault(s, line)
+                if sl is not None:
+                    slope_lines.append(f"{s:<17} {sl:5.2f}")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_title(f"{m}, C={c}, B={b}", fontsize=9)
+            ax.grid(True, which="major", alpha=0.3)
             if i == len(modes) - 1:
                 ax.set_xlabel("tokens N = H·W")
             if j == 0:
                 ax.set_ylabel("median time per call (ms)")
-            ax.legend(fontsize=6, loc="upper left", title="series (slope)", title_fontsize=6)
+            if single:
+                ax.legend(fontsize=7, loc="upper left")
+            elif slope_lines:
+                ax.text(0.98, 0.02, "slope\n" + "\n".join(slope_lines), transform=ax.transAxes, ha="right",
+                        va="bottom", family="monospace", fontsize=4.8,
+                        bbox=dict(boxstyle="round", fc="white", alpha=0.75, lw=0.3))
+    if not single:
+        fig.legend([handles[s] for s in names if s in handles], [SERIES[s][0] for s in names if s in handles],
+                   loc="lower center", ncol=4, fontsize=7, frameon=False)
     fig.suptitle(f"token mixer cost, torch {result.get('torch')}, {result.get('threads')} threads "
                  f"(slopes fitted over N ≥ 1024 when available)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0 if single else 0.9 / (3.0 * len(modes) + 0.9), 1, 1))
     return fig
 
 

@@ -64,7 +64,7 @@ def test_budgets_skip_and_say_why():
     assert res["skipped"][1] == dict(series="afno_fast", mode="fwd", C=32, B=1, H=16, W=16, N=256,
                                      reason="skipped at a smaller grid")
     # predictions from the previous grid: attention grows as N^2 (time and memory), the rest as N^1.2 / N
-    prev = dict(N=1024, median_ms=10.0, peak_bytes=1000)
+    prev = dict(N=1024, median_ms=20.0, min_ms=10.0, peak_bytes=1000)
     t, mem = bench._predict(prev, "attention_h8", 4096)
     assert t == pytest.approx(0.16) and mem == 16000
     t, mem = bench._predict(prev, "afno_fast", 4096)
@@ -154,9 +154,12 @@ def test_plot_and_table_from_a_result():
     matplotlib.use("Agg")
     res = _synthetic({"afno_fast": {64: 1.0, 1024: 4.0, 4096: 20.0}, "attention_h8": {64: 0.5, 1024: 30.0}})
     res["skipped"] = [dict(series="attention_h8", mode="fwd+bwd", C=256, B=1, H=64, W=64, N=4096, reason="x")]
-    fig = bench.plot_scaling(res)
+    fig = bench.plot_scaling(res)                               # one panel: slopes in the legend
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert any(lab.startswith("AFNO fast (") for lab in labels)
+    assert "AFNO fast (slope 1.16)" in labels                    # log(20/4)/log(4), over N >= 1024
+    res["results"] += [dict(r, B=8) for r in res["results"]]
+    fig = bench.plot_scaling(res)                               # two panels: a shared legend
+    assert len(fig.axes) == 2 and len(fig.legends) == 1
     table = bench.format_table(res)
     assert "skip" in table and "64x64" in table
     with pytest.raises(ValueError, match="no measurements"):
