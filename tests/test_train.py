@@ -1,0 +1,221 @@
+"""Tests for the trainer (afno_lite.train): metrics, seeding, resume, torchrun/DDP, bad configs."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from afno_lite import train
+from afno_lite.complexity import measure_flops
+
+REPO = Path(__file__).resolve().parents[1]
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+
+TINY = dict(task="inpainting", mixer="afno", embed_dim=16, depth=1, mlp_ratio=1.0, patch_size=4, img_size=16,
+            epochs=2, batch_size=8, n_train=32, n_test=8, mask_patch=4, progress=False,
+            mixer_kw={"num_blocks": 4})
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+# --------------------------------------------------------------------------- metrics
+def _naive_ssim(x: np.ndarray, y: np.ndarray, win=11, sigma=1.5, L=1.0) -> float:
+    """Wang et al. (2004) written as loops over window positions (float64)."""
+    t = np.arange(win) - (win - 1) / 2
+    g = np.exp(-t**2 / (2 * sigma**2))
+    w = np.outer(g, g)
+    w /= w.sum()
+    c1, c2 = (0.01 * L) ** 2, (0.03 * L) ** 2
+    vals = []
+    for i in range(x.shape[0] - win + 1):
+        for j in range(x.shape[1] - win + 1):
+            a, b = x[i:i + win, j:j + win], y[i:i + win, j:j + win]
+            mx, my = (w * a).sum(), (w * b).sum()
+            vx, vy = (w * (a - mx) ** 2).sum(), (w * (b - my) ** 2).sum()
+            cxy = (w * (a - mx) * (b - my)).sum()
+            vals.append((2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
+    return float(np.mean(vals))
+
+
+def test_ssim_matches_naive_loops_and_identity():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 1, 16, 18, generator=g, dtype=torch.float64)
+    y = (x + 0.1 * torch.randn(3, 1, 16, 18, generator=g, dtype=torch.float64)).clamp(0, 1)
+    s = train.ssim(x, y)
+    for i in range(3):
+        assert float(s[i]) == pytest.approx(_naive_ssim(x[i, 0].numpy(), y[i, 0].numpy()), rel=1e-10)
+    torch.testing.assert_close(train.ssim(x, x), torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(train.ssim(y, x), s)            # symmetric
+    assert (s < 1).all()
+    noisier = (x + 0.3 * torch.randn(3, 1, 16, 18, generator=g, dtype=torch.float64)).clamp(0, 1)
+    assert (train.ssim(x, noisier) < s).all()
+    # two channels: the mean of the per-channel values
+    xy = torch.cat([x, y], 1)
+    torch.testing.assert_close(train.ssim(xy, torch.cat([y, y], 1)), (s + 1) / 2)
+
+
+def test_psnr_known_value_and_ssim_errors():
+    x = torch.zeros(2, 1, 12, 12)
+    y = torch.full_like(x, 0.1)                              # MSE = 0.01 -> 20 dB
+    torch.testing.assert_close(train.psnr(y, x), torch.full((2,), 20.0))
+    with pytest.raises(ValueError, match="same shape"):
+        train.ssim(x, y[:, :, :10])
+    with pytest.raises(ValueError, match="window=11"):
+        train.ssim(x[..., :8, :8], y[..., :8, :8])
+
+
+# --------------------------------------------------------------------------- seeding, resume
+def test_fit_is_seeded_and_records_provenance(tmp_path):
+    a = train.fit(dict(TINY, out=str(tmp_path / "a")))
+    b = train.fit(TINY)
+    c = train.fit(dict(TINY, seed=1))
+    assert a["weights_sha256"] == b["weights_sha256"] != c["weights_sha256"]
+    assert a["epochs_done"] == 2 and len(a["history"]) == 2
+    for key in ("command", "seed", "git_commit", "date", "config", "params", "flops_per_image", "mean_epoch_time_s"):
+        assert key in a
+    on_disk = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert on_disk["weights_sha256"] == a["weights_sha256"]
+    assert on_disk["config"]["mixer_kw"] == {"num_blocks": 4}
+    m = a["final"]["16"]
+    assert set(m) == {"psnr", "ssim", "mse_masked"} and all(math.isfinite(v) for v in m.values())
+
+
+def test_resume_continues_exactly(tmp_path):
+    """2 epochs in one go == 1 epoch, stop, resume for the 2nd (same weights, bit for bit)."""
+    full = train.fit(dict(TINY, out=str(tmp_path / "full")))
+    part = train.fit(dict(TINY, out=str(tmp_path / "part"), stop_after=1))
+    assert part["epochs_done"] == 1 and part["weights_sha256"] != full["weights_sha256"]
+    ck = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
+    assert ck["epoch"] == 1 and {"model", "optimizer", "scheduler", "rng", "config"} <= set(ck)
+    resumed = train.fit(dict(TINY, out=str(tmp_path / "part"), resume=True))
+    assert resumed["epochs_done"] == 2
+    assert resumed["weights_sha256"] == full["weights_sha256"]
+    model, cfg = train.load_model(tmp_path / "part")
+    assert train.weights_digest(model) == full["weights_sha256"] and cfg.mixer == "afno"
+    with pytest.raises(train.ConfigError, match="different"):
+        train.fit(dict(TINY, out=str(tmp_path / "part"), resume=True, embed_dim=8))
+    with pytest.raises(train.ConfigError, match="no checkpoint"):
+        train.fit(dict(TINY, out=str(tmp_path / "nothing"), resume=True))
+
+
+# --------------------------------------------------------------------------- torchrun / DDP
+def _cli_args(out: Path) -> list[str]:
+    return ["-m", "afno_lite.train", "--task", "inpainting", "--mixer", "afno", "--mixer-kw", '{"num_blocks": 4}',
+            "--embed-dim", "16", "--depth", "1", "--mlp-ratio", "1", "--img-size", "16", "--epochs", "1",
+            "--max-steps", "3", "--batch-size", "8", "--n-train", "32", "--n-test", "8", "--no-progress",
+            "--out", str(out)]
+
+
+def _env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_keep_identical_weights_equal_to_one_process(tmp_path):
+    if not TORCHRUN.exists():
+        pytest.skip(f"torchrun not found next to {sys.executable}")
+    ddp = tmp_path / "ddp"
+    r = subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node=2", *_cli_args(ddp)], cwd=tmp_path,
+                       env=_env(), capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    d0 = (ddp / "rank0.sha256").read_text().strip()
+    d1 = (ddp / "rank1.sha256").read_text().strip()
+    res = json.loads((ddp / "results.json").read_text())
+    assert d0 == d1 == res["weights_sha256"]
+    assert res["world_size"] == 2 and res["ranks_in_sync"] and res["rank_digests"] == [d0, d1]
+    # the same global batches in one process give the same weights up to float rounding:
+    # each rank sees half of every batch and DDP averages the gradients
+    single = tmp_path / "single"
+    r = subprocess.run([sys.executable, *_cli_args(single)], cwd=tmp_path, env=_env(), capture_output=True,
+                       text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = torch.load(ddp / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(single / "checkpoint.pt", weights_only=False)["model"]
+    assert json.loads((single / "results.json").read_text())["world_size"] == 1
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
+    assert not (single / "rank0.sha256").exists()
+
+
+# --------------------------------------------------------------------------- other tasks and modes
+def test_pde_task_evaluates_zero_shot_on_a_finer_grid():
+    res, model = train.fit(dict(task="pde", mixer="fno", mixer_kw={"modes": (4, 4)}, embed_dim=8, depth=1,
+                                patch_size=1, img_size=16, eval_sizes=(32,), epochs=1, batch_size=4, n_train=8,
+                                n_test=4, pde_T=0.2, progress=False, examples=2), return_model=True)
+    assert set(res["final"]) == {"16", "32"}
+    assert all(0 < v["rel_l2"] < 10 for v in res["final"].values())
+    assert np.asarray(res["examples"]["prediction"]).shape == (2, 16, 16)
+    assert res["afno_sparsity"] is None
+    assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+
+
+def test_bf16_autocast_trains_on_cpu():
+    res = train.fit(dict(TINY, amp="bf16", epochs=1, max_steps=2))
+    assert math.isfinite(res["history"][0]["train_loss"])
+
+
+def test_model_flops_and_afno_sparsity():
+    cfg = train.TrainConfig(**dict(TINY, mixer="attention", mixer_kw={"num_heads": 2}))
+    model = train.build_model(cfg)
+    f = train.model_flops(model)
+    # the attention formula counts exactly what FlopCounterMode counts
+    assert f["total"] == measure_flops(model, torch.zeros(1, 2, 16, 16)) and f["fft"] == 0
+    assert train.afno_sparsity(model, torch.zeros(1, 2, 16, 16)) is None
+    afno = train.build_model(train.TrainConfig(**dict(TINY, mixer_kw={"num_blocks": 4})))
+    fa = train.model_flops(afno)
+    assert fa["fft"] > 0 and fa["total"] > fa["mixers"] >= fa["fft"]
+    x = torch.rand(4, 2, 32, 32)
+    hard = train.build_model(train.TrainConfig(**dict(TINY, img_size=32, mixer_kw={
+        "num_blocks": 4, "sparsity_threshold": 0.0, "keep_fraction": 0.5})))
+    # 8x8 token grid, keep |k_H| <= 2 and k_W <= 2: 5 x 3 of 8 x 5 modes -> 62.5% zeros
+    assert train.afno_sparsity(hard, x) == pytest.approx(0.625)
+    dead = train.build_model(train.TrainConfig(**dict(TINY, img_size=32, mixer_kw={
+        "num_blocks": 4, "sparsity_threshold": 10.0})))
+    assert train.afno_sparsity(dead, x) == 1.0
+
+
+# --------------------------------------------------------------------------- bad configs
+@pytest.mark.parametrize("change,match", [
+    (dict(task="segmentation"), "task must be one of"),
+    (dict(mixer="conv"), "mixer must be one of"),
+    (dict(epochs=0), "epochs must be a positive integer"),
+    (dict(batch_size=-4), "batch_size must be a positive integer"),
+    (dict(lr=0.0), "lr must be a positive"),
+    (dict(lr=float("nan")), "lr must be a positive"),
+    (dict(mask_ratio=1.0), "mask_ratio"),
+    (dict(img_size=18), "divisible by patch_size"),
+    (dict(eval_sizes=(30,)), "multiple of patch_size"),
+    (dict(amp="fp8"), "amp must be one of"),
+    (dict(amp="fp16"), "needs a CUDA device"),
+    (dict(schedule="step"), "schedule must be one of"),
+    (dict(mixer_kw={"num_blocks": 5}), "cannot build mixer 'afno'"),
+    (dict(mixer_kw={"heads": 2}), "cannot build mixer"),
+    (dict(resume=True), "needs out="),
+    (dict(max_steps=0), "max_steps must be"),
+    (dict(n_train=4), "no full batch"),
+    (dict(nonsense=1), "unknown config field"),
+])
+def test_bad_configs_raise_clear_errors(change, match):
+    with pytest.raises(train.ConfigError, match=match):
+        train.fit(dict(TINY, **change))
+
+
+def test_cli_reports_bad_config_without_traceback(capsys):
+    assert train.main(["--task", "segmentation", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "task must be one of" in err and "Traceback" not in err
+    assert train.main(["--mixer-kw", "{not json", "--no-progress"]) == 2
+    assert "--mixer-kw must be a JSON object" in capsys.readouterr().err
