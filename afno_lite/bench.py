@@ -281,6 +281,11 @@ def _machine_info(device) -> dict:
     return info
 
 
+def _mb(nbytes: float) -> str:
+    mb = nbytes / 2**20
+    return f"{mb:,.0f} MB" if mb >= 100 else f"{mb:.3g} MB"
+
+
 def _predict(prev: dict | None, name: str, N: int) -> tuple[float | None, float | None]:
     """Predicted seconds per call and tensor bytes at ``N`` from the previous grid."""
     if not prev:
@@ -356,9 +361,9 @@ def run_scaling(preset: str = "quick", *, grids=None, channels=None, batches=Non
             param_bytes = 4 * n_params * (2 if mode == "fwd+bwd" else 1)
             if param_bytes > cfg["memory_budget"] * 2**20:
                 reason = (f"parameters{' and gradients' if mode == 'fwd+bwd' else ''} alone need "
-                          f"{param_bytes / 2**20:.3g} MB > memory budget {cfg['memory_budget']:.3g} MB")
+                          f"{_mb(param_bytes)} > memory budget {_mb(cfg['memory_budget'] * 2**20)}")
             elif mem_pred is not None and mem_pred > cfg["memory_budget"] * 2**20:
-                reason = f"predicted {mem_pred / 2**20:.3g} MB > memory budget {cfg['memory_budget']:.3g} MB"
+                reason = f"predicted {_mb(mem_pred)} > memory budget {_mb(cfg['memory_budget'] * 2**20)}"
             elif t_pred is not None and t_pred > cfg["time_budget"]:
                 reason = f"predicted {t_pred:.3g} s per call > time budget {cfg['time_budget']:.3g} s"
             else:
@@ -630,8 +635,8 @@ def plot_scaling(result: dict, mode: str | None = None, C: int | None = None, B:
     names = [s for s in SERIES if any(r["series"] == s for r in rows) and (series is None or s in series)]
     single = len(modes) * len(cbs) == 1
     if axes is None:
-        fig, axes = plt.subplots(len(modes), len(cbs), figsize=(3.3 * len(cbs) + (1.5 if single else 0),
-                                                                3.0 * len(modes) + (0 if single else 0.9)),
+        fig, axes = plt.subplots(len(modes), len(cbs), figsize=(4.3 * len(cbs) + (1.0 if single else 0),
+                                                                3.6 * len(modes) + (0 if single else 0.9)),
                                  squeeze=False, sharex=True)
     else:
         axes = np.atleast_2d(axes)
@@ -666,14 +671,15 @@ def plot_scaling(result: dict, mode: str | None = None, C: int | None = None, B:
                 ax.legend(fontsize=7, loc="upper left")
             elif slope_lines:
                 ax.text(0.98, 0.02, "slope\n" + "\n".join(slope_lines), transform=ax.transAxes, ha="right",
-                        va="bottom", family="monospace", fontsize=4.8,
+                        va="bottom", family="monospace", fontsize=5.5,
                         bbox=dict(boxstyle="round", fc="white", alpha=0.75, lw=0.3))
     if not single:
         fig.legend([handles[s] for s in names if s in handles], [SERIES[s][0] for s in names if s in handles],
                    loc="lower center", ncol=4, fontsize=7, frameon=False)
-    fig.suptitle(f"token mixer cost, torch {result.get('torch')}, {result.get('threads')} threads "
+    n_thr = result.get("threads")
+    fig.suptitle(f"token mixer cost, torch {result.get('torch')}, {n_thr} thread{'' if n_thr == 1 else 's'} "
                  f"(slopes fitted over N ≥ 1024 when available)", fontsize=9)
-    fig.tight_layout(rect=(0, 0 if single else 0.9 / (3.0 * len(modes) + 0.9), 1, 1))
+    fig.tight_layout(rect=(0, 0 if single else 0.9 / (3.6 * len(modes) + 0.9), 1, 1))
     return fig
 
 
