@@ -6,9 +6,10 @@
 "Ablations" and "Resolution and PDEs" plot. Every file records the command, the seeds, the
 git commit, the date and the full configuration of every run; nothing in them is edited by hand.
 
-* ``inpainting``: attention, GFN, FNO and AFNO in the same tiny backbone, two seeds each.
+* ``inpainting``: attention, GFN, FNO and AFNO in the same tiny backbone, three seeds each.
 * ``ablations``: AFNO's sparsity threshold, number of blocks, soft vs hard thresholding at
-  equal sparsity, adaptive (MLP) vs linear weights, depth; plus extra seeds of the base run.
+  equal sparsity, adaptive (MLP) vs linear weights, depth; two seeds per setting (three for
+  the base run, which is the AFNO run of ``inpainting``).
 * ``resolution``: the Navier-Stokes task trained at 32x32, evaluated at 32x32 and zero-shot
   at 64x64, for FNO, AFNO, GFN and attention.
 
@@ -58,13 +59,13 @@ PDE_MIXER_KW = {"attention": {"num_heads": 4}, "gfn": {}, "fno": {"modes": (8, 8
 
 GROUPS = ("inpainting", "ablations", "resolution")
 INPAINT_MIXERS = ("attention", "gfn", "fno", "afno")
-INPAINT_SEEDS = (0, 1)
+INPAINT_SEEDS = (0, 1, 2)
+ABLATION_SEEDS = (0, 1)
 LAMBDAS = (0.0, 0.003, 0.01, 0.03, 0.1)
 BLOCKS = (1, 2, 4, 8, 16)
 DEPTHS = (1, 2, 4)
 HARD_KEEP = 0.5          # on the 8x8 token grid: 62.5% of the rfft coefficients are dropped
 SOFT_FOR_HARD = 0.03     # the soft threshold whose measured sparsity is closest (see the chapter)
-EXTRA_SEEDS = (2,)
 
 
 def _cfg(base: dict, fast: bool, **kw) -> dict:
@@ -94,19 +95,26 @@ def plan(group: str, fast: bool = False) -> dict:
             runs[name] = _cfg(INPAINTING_BASE, fast, mixer="afno", mixer_kw=kw, seed=seed, examples=examples, **extra)
             return name
 
-        base = afno("abl-base", examples=4)     # the same run as inpaint-afno-s0 (shared folder)
-        series["seeds"] = [base] + [afno(f"abl-base-s{s}", seed=s) for s in (1, *EXTRA_SEEDS)]
-        series["lambda"] = {str(lam): (base if lam == 0.01 else afno(f"abl-lambda-{lam}", sparsity_threshold=lam))
-                            for lam in LAMBDAS}
-        series["blocks"] = {str(k): (base if k == 8 else afno(f"abl-blocks-{k}", num_blocks=k)) for k in BLOCKS}
-        depth0 = runs[base]["depth"]
-        series["depth"] = {str(d): (base if d == depth0 else afno(f"abl-depth-{d}", depth=d)) for d in DEPTHS}
+        # the base run and its seeds are the same runs as inpaint-afno-s* (shared folders)
+        base = [afno("abl-base", examples=4)] + [afno(f"abl-base-s{s}", seed=s) for s in INPAINT_SEEDS[1:]]
+        series["seeds"] = base
+
+        def variant(prefix, **kw):
+            """One ablation setting, one run per seed in ABLATION_SEEDS."""
+            return [afno(f"{prefix}-s{s}" if s else prefix, seed=s, **kw) for s in ABLATION_SEEDS]
+
+        series["lambda"] = {str(lam): (base if lam == AFNO_KW["sparsity_threshold"] else
+                                       variant(f"abl-lambda-{lam}", sparsity_threshold=lam)) for lam in LAMBDAS}
+        series["blocks"] = {str(k): (base if k == AFNO_KW["num_blocks"] else variant(f"abl-blocks-{k}", num_blocks=k))
+                            for k in BLOCKS}
+        depth0 = runs[base[0]]["depth"]
+        series["depth"] = {str(d): (base if d == depth0 else variant(f"abl-depth-{d}", depth=d)) for d in DEPTHS}
         series["thresholding"] = {
-            "soft": series["lambda"][str(SOFT_FOR_HARD)],
-            "hard": afno("abl-hard", sparsity_threshold=0.0, keep_fraction=HARD_KEEP),
             "none": series["lambda"]["0.0"],
+            "soft": series["lambda"][str(SOFT_FOR_HARD)],
+            "hard": variant("abl-hard", sparsity_threshold=0.0, keep_fraction=HARD_KEEP),
         }
-        series["adaptive"] = {"mlp": base, "linear": afno("abl-linear", activation=None, bias=False)}
+        series["adaptive"] = {"mlp": base, "linear": variant("abl-linear", activation=None, bias=False)}
     else:
         for m in ("fno", "afno", "gfn", "attention"):
             runs[f"pde-{m}"] = _cfg(PDE_BASE, fast, mixer=m, mixer_kw=dict(PDE_MIXER_KW[m]), seed=0, examples=2)

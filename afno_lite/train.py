@@ -53,7 +53,7 @@ from .mixers import MIXERS
 from .models import TokenMixerNet, count_parameters
 
 __all__ = ["TrainConfig", "ConfigError", "TASKS", "fit", "build_model", "make_data", "evaluate", "psnr", "ssim",
-           "model_flops", "afno_sparsity", "weights_digest", "load_model", "main"]
+           "model_flops", "afno_sparsity", "weights_digest", "encode_array", "decode_array", "load_model", "main"]
 
 TASKS = ("inpainting", "pde")
 AMP_MODES = ("none", "bf16", "fp16")
@@ -99,7 +99,7 @@ class TrainConfig:
     out: str | None = None
     resume: bool = False
     progress: bool = True
-    examples: int = 0                # store this many test predictions in the results (rounded)
+    examples: int = 0                # store this many test predictions per grid size (float16, base64)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -436,19 +436,36 @@ def evaluate(model: nn.Module, cfg: TrainConfig, test: dict, device=None, batch_
     return out
 
 
+def encode_array(a) -> dict:
+    """A float array as ``{"shape", "dtype": "float16", "b64"}`` (compact JSON; ~3 significant digits)."""
+    import base64
+
+    a = np.ascontiguousarray(np.asarray(a, dtype=np.float16))
+    return {"shape": list(a.shape), "dtype": "float16", "b64": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def decode_array(d: dict) -> np.ndarray:
+    """Inverse of :func:`encode_array` (returns float32)."""
+    import base64
+
+    return np.frombuffer(base64.b64decode(d["b64"]), dtype=d["dtype"]).reshape(d["shape"]).astype(np.float32)
+
+
 def _examples(model, cfg, test, k: int, device) -> dict:
+    """The first ``k`` test samples of every grid size with the model's prediction, encoded."""
     model = getattr(model, "module", model)
     model.eval()
-    tensors = test[cfg.img_size]
+    out = {}
     with torch.no_grad():
-        x = tensors[0][:k].to(device)
-        pred = _forward(model, x, cfg).cpu()
+        for size, tensors in test.items():
+            x = tensors[0][:k].to(device)
+            pred = _forward(model, x, cfg).cpu()
+            ex = {"input": tensors[0][:k, 0], "target": tensors[1][:k, 0], "prediction": pred[:, 0]}
+            if cfg.task == "inpainting":
+                ex["mask"] = tensors[2][:k, 0]
+            out[str(size)] = {name: encode_array(t.numpy()) for name, t in ex.items()}
     model.train()
-    r = lambda t: np.round(t.numpy().astype(np.float64), 3).tolist()  # noqa: E731
-    ex = {"input": r(tensors[0][:k, 0]), "target": r(tensors[1][:k, 0]), "prediction": r(pred[:, 0])}
-    if cfg.task == "inpainting":
-        ex["mask"] = r(tensors[2][:k, 0])
-    return ex
+    return out
 
 
 # --------------------------------------------------------------------------- distributed helpers

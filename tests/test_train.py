@@ -65,6 +65,14 @@ def test_ssim_matches_naive_loops_and_identity():
     torch.testing.assert_close(train.ssim(xy, torch.cat([y, y], 1)), (s + 1) / 2)
 
 
+def test_example_arrays_round_trip_through_json():
+    a = np.linspace(-3, 3, 24, dtype=np.float32).reshape(2, 3, 4)
+    d = json.loads(json.dumps(train.encode_array(a)))
+    b = train.decode_array(d)
+    assert b.shape == (2, 3, 4) and b.dtype == np.float32
+    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-3)
+
+
 def test_psnr_known_value_and_ssim_errors():
     x = torch.zeros(2, 1, 12, 12)
     y = torch.full_like(x, 0.1)                              # MSE = 0.01 -> 20 dB
@@ -157,7 +165,9 @@ def test_pde_task_evaluates_zero_shot_on_a_finer_grid():
                                 n_test=4, pde_T=0.2, progress=False, examples=2), return_model=True)
     assert set(res["final"]) == {"16", "32"}
     assert all(0 < v["rel_l2"] < 10 for v in res["final"].values())
-    assert np.asarray(res["examples"]["prediction"]).shape == (2, 16, 16)
+    ex = res["examples"]
+    assert train.decode_array(ex["16"]["prediction"]).shape == (2, 16, 16)
+    assert train.decode_array(ex["32"]["target"]).shape == (2, 32, 32)
     assert res["afno_sparsity"] is None
     assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
 
