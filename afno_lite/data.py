@@ -96,8 +96,12 @@ def synthetic_field(H: int = 64, W: int = 64, slope: float = 3.0, seed: int = 0,
 # Used by the trainer (afno_lite.train) and the chapters "Inpainting", "Ablations" and
 # "Resolution and PDEs". Everything is generated from a seed; nothing is downloaded.
 
-#: Fraction of each image's width (from the right) reserved for test crops.
-TEST_FRACTION = 0.25
+#: Test crops come from this vertical band of every image (fractions of its width); train crops
+#: from the parts left and right of it, so no train crop overlaps a test crop. The band sits
+#: right of centre, where all three images have structure (their right edges are mostly background).
+TEST_BAND = (0.55, 0.8)
+#: Crops whose standard deviation is below this (flat background, e.g. around the MRI slice) are redrawn.
+MIN_CROP_STD = 0.02
 
 
 def _check_count(value, name: str) -> int:
@@ -120,10 +124,10 @@ def _downsampled(name: str, scale: int) -> torch.Tensor:
     return _PYRAMID[key]
 
 
-def _split_region(img: torch.Tensor, split: str) -> torch.Tensor:
+def _split_regions(img: torch.Tensor, split: str) -> list[torch.Tensor]:
     W = img.shape[1]
-    cut = int(round(W * (1 - TEST_FRACTION)))
-    return img[:, :cut] if split == "train" else img[:, cut:]
+    a, b = int(round(W * TEST_BAND[0])), int(round(W * TEST_BAND[1]))
+    return [img[:, a:b]] if split == "test" else [img[:, :a], img[:, b:]]
 
 
 def image_crops(n: int, size: int = 32, split: str = "train", seed: int = 0,
@@ -134,7 +138,8 @@ def image_crops(n: int, size: int = 32, split: str = "train", seed: int = 0,
     Each crop picks an image from ``names``, a zoom from ``scales`` (the image is area-averaged
     by that factor first, so crops see structure at several scales), a random position and,
     with ``flips``, random horizontal/vertical flips. Train and test crops come from disjoint
-    regions: the right ``TEST_FRACTION`` of every image's width is reserved for ``split="test"``.
+    regions: the vertical band ``TEST_BAND`` of every image is reserved for ``split="test"``.
+    Crops flatter than ``MIN_CROP_STD`` (background) are redrawn (at most 100 times each).
     A fraction ``procedural`` of the crops are instead random fields
     (:func:`synthetic_field`, spectral slope drawn in [1.5, 4], mapped to [0, 1]).
     """
@@ -152,9 +157,9 @@ def image_crops(n: int, size: int = 32, split: str = "train", seed: int = 0,
     sources = []
     for nm in names:
         for s in scales:
-            region = _split_region(_downsampled(nm, s), split)
-            if region.shape[0] >= size and region.shape[1] >= size:
-                sources.append(region)
+            for region in _split_regions(_downsampled(nm, s), split):
+                if region.shape[0] >= size and region.shape[1] >= size:
+                    sources.append(region)
     if not sources and procedural < 1:
         raise ValueError(f"no image region of the {split!r} split is at least {size}x{size} pixels "
                          f"at scales {tuple(scales)}; use smaller crops or smaller scales")
@@ -169,11 +174,14 @@ def image_crops(n: int, size: int = 32, split: str = "train", seed: int = 0,
             f = synthetic_field(size, size, slope=slope, seed=int(torch.randint(0, 2**31 - 1, (), generator=g)))
             crop = (f - f.min()) / (f.max() - f.min()).clamp_min(1e-12)
         else:
-            src = sources[int(torch.randint(len(sources), (), generator=g))]
-            H, W = src.shape
-            r = int(torch.randint(H - size + 1, (), generator=g))
-            c = int(torch.randint(W - size + 1, (), generator=g))
-            crop = src[r:r + size, c:c + size]
+            for _ in range(100):
+                src = sources[int(torch.randint(len(sources), (), generator=g))]
+                H, W = src.shape
+                r = int(torch.randint(H - size + 1, (), generator=g))
+                c = int(torch.randint(W - size + 1, (), generator=g))
+                crop = src[r:r + size, c:c + size]
+                if float(crop.std()) >= MIN_CROP_STD:
+                    break
             if flips and bool(torch.rand((), generator=g) < 0.5):
                 crop = crop.flip(1)
             if flips and bool(torch.rand((), generator=g) < 0.5):

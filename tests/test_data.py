@@ -40,15 +40,23 @@ def _window_distances(crop: torch.Tensor, img: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_train_and_test_crops_come_from_disjoint_regions(split):
     img = data._downsampled("topography", 1)
-    cut = int(round(img.shape[1] * (1 - data.TEST_FRACTION)))
-    crops = data.image_crops(6, size=32, split=split, seed=1, names=("topography",), scales=(1,), flips=False)
+    W = img.shape[1]
+    a, b = round(W * data.TEST_BAND[0]), round(W * data.TEST_BAND[1])
+    crops = data.image_crops(8, size=32, split=split, seed=1, names=("topography",), scales=(1,), flips=False)
     for crop in crops:
-        d = _window_distances(crop[0], img)
-        inside_train = d[:, : cut - 32 + 1]          # windows entirely left of the cut
-        inside_test = d[:, cut:]                     # windows entirely right of the cut
-        own, other = (inside_train, inside_test) if split == "train" else (inside_test, inside_train)
-        assert float(own.min()) < 1e-4               # the crop is a window of its own region
-        assert float(other.min()) > 1.0              # and matches nothing in the other one
+        d = _window_distances(crop[0], img)                  # [rows, W - 31]: window starting at column c
+        cols = torch.arange(d.shape[1])
+        in_test = (cols >= a) & (cols + 32 <= b)              # windows entirely inside the test band
+        in_train = (cols + 32 <= a) | (cols >= b)             # windows entirely outside it
+        own, other = (d[:, in_train], d[:, in_test]) if split == "train" else (d[:, in_test], d[:, in_train])
+        assert float(own.min()) < 1e-4                       # the crop is a window of its own region
+        assert float(other.min()) > 1.0                      # and matches nothing in the other one
+
+
+def test_flat_background_crops_are_redrawn():
+    # the MRI slice sits on a black background: without redrawing, many crops would be constant
+    crops = data.image_crops(64, size=32, split="test", seed=0, names=("mri",), scales=(1,))
+    assert (crops.flatten(1).std(1) >= data.MIN_CROP_STD).all()
 
 
 def test_procedural_fraction_and_flips():
