@@ -8,8 +8,8 @@ git commit, the date and the full configuration of every run; nothing in them is
 
 * ``inpainting``: attention, GFN, FNO and AFNO in the same tiny backbone, three seeds each.
 * ``ablations``: AFNO's sparsity threshold, number of blocks, soft vs hard thresholding at
-  equal sparsity, adaptive (MLP) vs linear weights, depth; two seeds per setting (three for
-  the base run, which is the AFNO run of ``inpainting``).
+  equal sparsity, adaptive (MLP) vs linear weights, depth; one seed per setting and three for
+  the base run (the AFNO runs of ``inpainting``), whose spread is the yardstick for noise.
 * ``resolution``: the Navier-Stokes task trained at 32x32, evaluated at 32x32 and zero-shot
   at 64x64, for FNO, AFNO, GFN and attention.
 
@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: The inpainting setting shared by chapters "Inpainting" and "Ablations": 32x32 grayscale crops,
 #: 4x4 patches (an 8x8 token grid), half of the 4x4 squares hidden.
 INPAINTING_BASE = dict(task="inpainting", embed_dim=32, depth=4, mlp_ratio=2.0, patch_size=4, img_size=32,
-                       epochs=8, batch_size=32, lr=3e-3, weight_decay=0.01, n_train=2048, n_test=256,
+                       epochs=10, batch_size=16, lr=3e-3, weight_decay=0.01, n_train=2048, n_test=256,
                        mask_ratio=0.5, mask_patch=4)
 
 #: The Navier-Stokes setting of chapter "Resolution and PDEs": one token per grid point (patch 1),
@@ -60,7 +60,7 @@ PDE_MIXER_KW = {"attention": {"num_heads": 4}, "gfn": {}, "fno": {"modes": (8, 8
 GROUPS = ("inpainting", "ablations", "resolution")
 INPAINT_MIXERS = ("attention", "gfn", "fno", "afno")
 INPAINT_SEEDS = (0, 1, 2)
-ABLATION_SEEDS = (0, 1)
+ABLATION_SEEDS = (0,)
 LAMBDAS = (0.0, 0.003, 0.01, 0.03, 0.1)
 BLOCKS = (1, 2, 4, 8, 16)
 DEPTHS = (1, 2, 4)
