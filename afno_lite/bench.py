@@ -43,6 +43,10 @@ Method
   (activations, saved tensors, temporaries, gradients) -- inputs and parameters that
   existed before the call and scratch space inside kernels (FFT plans, BLAS buffers) are
   not counted.
+* **Threads on a busy machine**: with several threads every parallel region waits for its
+  slowest thread, and a thread that loses its core to another program stalls the whole call;
+  on a machine shared with other work, timings with 2 threads then scatter by 10-100x. Pass
+  ``--threads 1`` there (the JSON records the thread count and the load average).
 * **Budgets**: before a configuration runs, each series' time per call is predicted from
   its previous grid (``t * (N/N_prev)^p``, ``p = 2`` for attention, ``1.2`` otherwise) and
   its memory from its parameter count (``afno_lite.complexity``) plus the previous peak
@@ -834,7 +838,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"subset of series: {', '.join(SERIES)}")
     s.add_argument("--time-budget", type=float, metavar="S", help="skip series predicted slower (s per call)")
     s.add_argument("--memory-budget", type=float, metavar="MB", help="skip series predicted larger (MB)")
-    s.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    s.add_argument("--threads", type=int,
+                   help="torch.set_num_threads (default: torch's choice); use 1 on a machine busy with other work")
     s.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
     s.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     s.add_argument("--no-memory", action="store_true", help="skip the peak-memory call")
