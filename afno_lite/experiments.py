@@ -196,6 +196,9 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AFNO_DATA_CACHE", str(run_root / "data_cache"))
     command = f"python -m afno_lite.experiments {group}" + (" --fast" if fast else "")
+    from .train import _git_commit
+
+    commit = _git_commit()
     t0 = time.perf_counter()
     tasks, seen = [], set()
     for name, cfg in p["runs"].items():
@@ -212,14 +215,13 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
     else:
         done = dict(_train_one(t) for t in tasks)
     by_key = {run_key(p["runs"][n]): r for n, r in done.items()}
-    from .train import _git_commit
 
     doc = {
         "group": group,
         "command": command,
         "fast": fast,
         "seeds": sorted({c["seed"] for c in p["runs"].values()}),
-        "git_commit": _git_commit(),
+        "git_commit": commit,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "platform": platform.platform(),
         "jobs": jobs,

@@ -531,6 +531,7 @@ def fit(config, return_model: bool = False, command: str | None = None):
     from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
     from tqdm import tqdm
 
+    commit = _git_commit()          # the code this run starts from
     world, rank, local = _dist_env()
     distributed = world > 1
     created_group = False
@@ -688,7 +689,7 @@ def fit(config, return_model: bool = False, command: str | None = None):
             "config": cfg.to_dict(),
             "command": command if command is not None else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
             "seed": cfg.seed,
-            "git_commit": _git_commit(),
+            "git_commit": commit,
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "torch": torch.__version__,
             "platform": platform.platform(),

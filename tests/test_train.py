@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from afno_lite import train
+from afno_lite import experiments, train
 from afno_lite.complexity import measure_flops
 
 REPO = Path(__file__).resolve().parents[1]
@@ -229,3 +229,22 @@ def test_cli_reports_bad_config_without_traceback(capsys):
     assert "task must be one of" in err and "Traceback" not in err
     assert train.main(["--mixer-kw", "{not json", "--no-progress"]) == 2
     assert "--mixer-kw must be a JSON object" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- experiment plans
+def test_experiment_plans_share_identical_runs_and_validate():
+    inp, abl, res = (experiments.plan(g) for g in experiments.GROUPS)
+    key = experiments.run_key
+    # the ablation base run and its seeds are the inpainting AFNO runs: trained once
+    assert key(abl["runs"]["abl-base"]) == key(inp["runs"]["inpaint-afno-s0"])
+    assert [key(abl["runs"][n]) for n in abl["series"]["seeds"]] == \
+        [key(inp["runs"][n]) for n in inp["series"]["mixers"]["afno"]]
+    assert key(abl["runs"]["abl-hard"]) != key(abl["runs"]["abl-base"])
+    for p in (inp, abl, res):
+        for cfg in p["runs"].values():
+            train.validate_config(train.TrainConfig(**cfg))           # every planned run is a valid config
+    fast = experiments.plan("inpainting", fast=True)["runs"]["inpaint-afno-s0"]
+    assert fast["epochs"] < inp["runs"]["inpaint-afno-s0"]["epochs"]
+    assert all(c["eval_sizes"] == (64,) for c in res["runs"].values())
+    with pytest.raises(ValueError, match="group must be"):
+        experiments.plan("segmentation")
