@@ -31,15 +31,6 @@ NAN = float("nan")
 INF = float("inf")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a loaded 2-core machine
-    oversubscribed threads made gradcheck ~30x slower. Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _x(*shape, dtype=torch.float32):
     return torch.randn(*shape).to(dtype)

@@ -17,15 +17,6 @@ from afno_lite.spectral import kept_mode_mask
 
 F64 = torch.float64
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a loaded 2-core machine
-    oversubscribed threads made gradcheck ~30x slower. Restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 MIXER_NAMES = ["attention", "kernel_attention", "fno", "gfn", "afno"]
 SPECTRAL = ["fno", "gfn", "afno"]
 

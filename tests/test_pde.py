@@ -9,14 +9,6 @@ from afno_lite import pde
 TWO_PI = 2 * math.pi
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small FFTs run fastest on one thread, and far faster on a busy machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def _mode(N, k1, k2, amp=1.0):
     x, y = pde.grid_coordinates(N)

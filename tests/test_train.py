@@ -21,13 +21,6 @@ TINY = dict(task="inpainting", mixer="afno", embed_dim=16, depth=1, mlp_ratio=1.
             mixer_kw={"num_blocks": 4})
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 # --------------------------------------------------------------------------- metrics
 def _naive_ssim(x: np.ndarray, y: np.ndarray, win=11, sigma=1.5, L=1.0) -> float:
