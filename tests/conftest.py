@@ -4,8 +4,11 @@ Every test runs with one torch thread: the tensors in unit tests are tiny, intra
 threads bring nothing for them, and on a busy 2-core machine oversubscribed threads
 made gradcheck ~30x slower. (Notebook kernels and subprocesses are not affected.)
 """
+import os
+
 import pytest
 import torch
+from hypothesis import settings
 
 
 @pytest.fixture(autouse=True)
@@ -14,3 +17,10 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+# Property tests draw the same examples on every run, so a CI result is reproducible;
+# HYPOTHESIS_PROFILE=explore searches new random examples.
+settings.register_profile("repeatable", derandomize=True, deadline=None)
+settings.register_profile("explore", derandomize=False, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
