@@ -164,3 +164,9 @@ def test_plot_and_table_from_a_result():
     assert "skip" in table and "64x64" in table
     with pytest.raises(ValueError, match="no measurements"):
         bench.plot_scaling(res, C=64)
+
+
+def test_widgets_subcommand_prints_each_explorer_against_the_goal(capsys):
+    assert bench.main(["widgets", "--n", "1", "--size", "32"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "150 ms goal" in ln]
+    assert len(lines) == 3 and all("median" in ln and "p90" in ln for ln in lines)
