@@ -8,7 +8,7 @@ its code is exactly the chapter's current code; otherwise the chapter is execute
 here once. Either way nbval then executes it a second time: outputs that are claims
 must reproduce across two independent runs.
 
-    python tests/prepare_nbval.py [OUT_DIR]
+    python tests/prepare_nbval.py [OUT_DIR [CHAPTER ...]]   # e.g. build/one 05_afno_step_by_step
 """
 from __future__ import annotations
 
@@ -30,15 +30,17 @@ def code_sources(nb) -> list[str]:
     return [c.source.strip() for c in nb.cells if c.cell_type == "code"]
 
 
-def prepare(out: Path) -> None:
+def prepare(out: Path, only: list[str] | None = None) -> None:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     if (ROOT / "notebooks" / "results").is_dir():
         shutil.copytree(ROOT / "notebooks" / "results", out / "results")
     chapters = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.md"))
+    if only:
+        chapters = [c for c in chapters if c.stem in only or c.name in only]
     if not chapters:
-        sys.exit("prepare_nbval: no chapters in notebooks/")
+        sys.exit(f"prepare_nbval: no chapters in notebooks/ matching {only or '*'}")
     for md in chapters:
         nb = jupytext.read(md)
         ref_path = EXECUTED / f"{md.stem}.ipynb"
@@ -59,4 +61,4 @@ def prepare(out: Path) -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("AFNO_FAST", "1")
-    prepare(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "build" / "nbval")
+    prepare(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "build" / "nbval", sys.argv[2:])
