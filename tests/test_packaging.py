@@ -177,3 +177,19 @@ def test_pairing_round_trips_and_a_stale_twin_is_caught(tmp_path):
     code.source += "\n# edited in JupyterLab, not synced"
     jupytext.write(nb, twin)
     assert pair_mismatch(copy, twin) is not None
+
+
+@pytest.mark.parametrize("md", MD_NOTEBOOKS or [None], ids=[p.name for p in MD_NOTEBOOKS] or ["none"])
+def test_chapter_is_in_canonical_jupytext_form(md):
+    """Pairing (JupyterLab, `make sync`) must not rewrite a chapter: the committed .md is
+    exactly what jupytext writes for it (the jupytext version line aside)."""
+    if md is None:
+        pytest.skip("no notebooks/*.md yet")
+    import jupytext
+
+    def strip(text):
+        return re.sub(r"\n\s*jupytext_version: .*", "", text)
+
+    text = md.read_text(encoding="utf-8")
+    assert strip(jupytext.writes(jupytext.reads(text, fmt="md:myst"), fmt="md:myst")) == strip(text), (
+        f"{md.name} is not in canonical jupytext form; run `make sync` and commit the .md")
