@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .mixers import _LOW_PRECISION, AFNO, MIXERS
-from .spectral import kept_mode_cutoffs
+from .spectral import hermitian_project, kept_mode_cutoffs
 
 __all__ = ["FastAFNO", "to_channels_first", "to_channels_last"]
 
@@ -170,6 +170,7 @@ class FastAFNO(AFNO):
             Y[..., H - m_h:, :] = o[..., m_h + 1:, :]
         else:
             Y = self._mlp(X)
+        Y = hermitian_project(Y, W, dims=(-2, -1))  # backend-independent inverse (see spectral)
         if M == Wr:
             y = torch.fft.irfft2(Y, s=(H, W), norm="ortho")
         else:  # inverse FFT along H on kept columns only; irfft zero-pads the missing columns

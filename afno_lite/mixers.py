@@ -29,7 +29,7 @@ from ._checks import (
     check_same_dtype,
     check_tokens,
 )
-from .spectral import kept_mode_cutoffs
+from .spectral import hermitian_project, kept_mode_cutoffs
 
 __all__ = ["TokenMixer", "SelfAttention", "KernelAttention", "SpectralConv2d", "GlobalFilter",
            "AFNO", "mixer", "MIXERS"]
@@ -122,6 +122,9 @@ def _rfft2(x: torch.Tensor) -> torch.Tensor:
 
 
 def _irfft2(X: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    # The self-conjugate columns are made Hermitian explicitly, so the inverse does not
+    # depend on what the FFT library does with a non-Hermitian half-spectrum.
+    X = hermitian_project(X, W, dims=(1, 2))
     return torch.fft.irfft2(X, s=(H, W), dim=(1, 2), norm="ortho")
 
 

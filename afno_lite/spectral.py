@@ -35,6 +35,9 @@ __all__ = [
     "fno_mode_mask",
     "nvidia_kept_mode_mask",
     "rfft_multiplicity",
+    "self_conjugate_columns",
+    "hermitian_project",
+    "hermitian_defect",
     "spectrum_energy",
     "energy_fraction",
     "radial_energy_profile",
@@ -123,6 +126,82 @@ def nvidia_kept_mode_mask(H: int, W: int, keep_fraction: float = 1.0,
     else:
         raise MixerConfigError(f"variant must be 'fourcastnet' or 'afno_transformer', got {variant!r}")
     return mask
+
+
+def self_conjugate_columns(W: int, n_cols: int | None = None) -> list[int]:
+    """The rfft columns whose modes are their own mirror image along ``W``: ``k_W = 0``
+    and, for even ``W``, the Nyquist column ``k_W = W/2`` (only those below ``n_cols``,
+    the number of columns a possibly truncated half-spectrum actually holds)."""
+    W = check_positive_int(W, "W")
+    n = W // 2 + 1 if n_cols is None else n_cols
+    cols = [0] if n > 0 else []
+    if W % 2 == 0 and 0 < W // 2 < n:
+        cols.append(W // 2)
+    return cols
+
+
+def _mirror_rows(z: torch.Tensor, h: int) -> torch.Tensor:
+    """``z`` with row ``r`` replaced by row ``(-r) mod H`` along axis ``h``."""
+    return torch.roll(torch.flip(z, (h,)), 1, h)
+
+
+def _spectral_axes(X: torch.Tensor, dims, name: str = "X") -> tuple[int, int]:
+    if not isinstance(X, torch.Tensor) or not X.is_complex():
+        got = f"dtype {X.dtype}" if isinstance(X, torch.Tensor) else type(X).__name__
+        raise TypeError(f"{name} must be a complex torch.Tensor (an rfft half-spectrum), got {got}")
+    if not (isinstance(dims, (tuple, list)) and len(dims) == 2):
+        raise MixerConfigError(f"dims must be a pair (axis of k_H, axis of k_W), got {dims!r}")
+    try:
+        h, w = (d % X.dim() if -X.dim() <= d < X.dim() else None for d in dims)
+    except TypeError:
+        h = w = None
+    if h is None or w is None or h == w:
+        raise MixerConfigError(f"dims={tuple(dims)} must name two different axes of a rank-{X.dim()} tensor")
+    return h, w
+
+
+def hermitian_project(X: torch.Tensor, W: int, dims=(1, 2)) -> torch.Tensor:
+    """Project the self-conjugate columns of an rfft half-spectrum onto their Hermitian part.
+
+    ``irfft``/``irfft2`` read only half a spectrum. On the columns ``k_W = 0`` (and
+    ``k_W = W/2`` for even ``W``) the full spectrum of a real signal satisfies
+    ``Z[-k_H] = conj(Z[k_H])``; a half-spectrum written by a non-linear layer (AFNO's MLP)
+    or by complex weights breaks that, and the inverse transform is then not defined by
+    the maths alone: CPU FFT libraries silently use the Hermitian part of those columns,
+    cuFFT does not for every plan. Every spectral layer therefore hands the inverse
+    transform ``½(z + conj(z reversed along H))`` on those columns, which is what the CPU
+    computes implicitly, so the layer is the same function on every FFT backend.
+
+    ``dims`` names the axes of ``k_H`` (full FFT axis) and ``k_W`` (rfft half-axis, possibly
+    truncated to fewer than ``W//2 + 1`` columns); ``W`` is the signal length along ``k_W``.
+    Returns a new tensor; the other columns are unchanged. Differentiable.
+    """
+    h, w = _spectral_axes(X, dims)
+    cols = self_conjugate_columns(W, X.shape[w])
+    parts, start = [], 0
+    for c in cols:
+        if c > start:
+            parts.append(X.narrow(w, start, c - start))
+        z = X.narrow(w, c, 1)
+        parts.append(0.5 * (z + _mirror_rows(z, h).conj()))
+        start = c + 1
+    if start < X.shape[w]:
+        parts.append(X.narrow(w, start, X.shape[w] - start))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=w)
+
+
+def hermitian_defect(X: torch.Tensor, W: int, dims=(1, 2)) -> float:
+    """How far the self-conjugate columns of ``X`` are from Hermitian along ``k_H``:
+    ``max |z - conj(z reversed)| / max |z|`` over those columns (0 for an exact rfft of real
+    data, 0 after :func:`hermitian_project`)."""
+    h, w = _spectral_axes(X, dims)
+    worst = 0.0
+    for c in self_conjugate_columns(W, X.shape[w]):
+        z = X.narrow(w, c, 1).detach()
+        scale = float(z.abs().max())
+        if scale > 0:
+            worst = max(worst, float((z - _mirror_rows(z, h).conj()).abs().max()) / scale)
+    return worst
 
 
 def rfft_multiplicity(H: int, W: int) -> torch.Tensor:
