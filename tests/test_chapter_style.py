@@ -172,7 +172,7 @@ def _tests_presence(test: ast.AST) -> bool:
     """Does an ``if`` test ask whether data are present (key in dict, x is None, p.exists())?"""
     for node in ast.walk(test):
         if isinstance(node, ast.Compare):
-            for op, right in zip(node.ops, node.comparators):
+            for op, right in zip(node.ops, node.comparators, strict=True):
                 if isinstance(op, (ast.In, ast.NotIn)) and not isinstance(
                         right, (ast.Tuple, ast.List, ast.Set, ast.Constant)):
                     return True
@@ -228,7 +228,7 @@ def check_checks_can_fail(text: str) -> list[Offence]:
                 for cmp in (n for n in ast.walk(node.test) if isinstance(n, ast.Compare)):
                     operands = [cmp.left, *cmp.comparators]
                     if any(_is_number(a) and _is_number(b)
-                           for a, b in zip(operands, operands[1:])):
+                           for a, b in zip(operands, operands[1:], strict=False)):
                         out.append((at(node), "assert compares two numeric literals"))
             if isinstance(node, ast.If) and _tests_presence(node.test):
                 for a in _asserts_in(node.body + node.orelse):
