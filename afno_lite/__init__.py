@@ -47,10 +47,12 @@ def seed_everything(seed: int = 0) -> None:
 
 
 def default_device():
-    """``cuda`` when a GPU is present, else ``cpu``."""
+    """The current GPU as an indexed device (``cuda:0``) when one is present, else ``cpu``."""
     import torch
 
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def use_book_style() -> None:

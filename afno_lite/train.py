@@ -476,6 +476,40 @@ def _dist_env() -> tuple[int, int, int]:
     return world, rank, local
 
 
+def _launched_by_torchrun() -> bool:
+    """``torchrun`` sets ``TORCHELASTIC_RUN_ID`` (and ``WORLD_SIZE``) in every process it starts."""
+    return "TORCHELASTIC_RUN_ID" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def resolve_device(requested: str, local_rank: int = 0, cuda_available: bool | None = None,
+                   cuda_count: int | None = None) -> tuple[torch.device, str]:
+    """The device this process trains on and the matching process-group backend.
+
+    * ``"auto"``: CUDA when a GPU is present, else the CPU.
+    * ``"cuda"``: GPU ``local_rank`` (``LOCAL_RANK`` under ``torchrun``, 0 otherwise) — always an
+      **indexed** device such as ``cuda:0``, which is what ``torch.cuda.set_device`` requires
+      (the bare ``"cuda"`` is rejected there); backend ``"nccl"``.
+    * ``"cpu"``: the CPU; backend ``"gloo"``.
+    """
+    if cuda_available is None:
+        cuda_available = torch.cuda.is_available()
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {requested!r}")
+    kind = ("cuda" if cuda_available else "cpu") if requested == "auto" else requested
+    if kind == "cpu":
+        return torch.device("cpu"), "gloo"
+    if not cuda_available:
+        raise ConfigError("device='cuda' was requested but no CUDA device is available; use device='auto' or 'cpu'")
+    if cuda_count is None:
+        cuda_count = torch.cuda.device_count()
+    if not 0 <= local_rank < cuda_count:
+        raise ConfigError(
+            f"this process has LOCAL_RANK={local_rank} but only {cuda_count} CUDA device(s) are visible; "
+            f"start at most {cuda_count} processes per node"
+        )
+    return torch.device("cuda", local_rank), "nccl"
+
+
 def _amp_context(amp: str, device: torch.device):
     if amp == "none":
         return lambda: torch.autocast(device_type=device.type, enabled=False)
@@ -533,18 +567,15 @@ def fit(config, return_model: bool = False, command: str | None = None):
 
     commit = _git_commit()          # the code this run starts from
     world, rank, local = _dist_env()
-    distributed = world > 1
+    # A torchrun launch uses a process group even with one process (so nccl/gloo are exercised).
+    distributed = world > 1 or _launched_by_torchrun()
     created_group = False
-    if cfg.device == "auto":
-        dev_type = "cuda" if torch.cuda.is_available() else "cpu"
-    else:
-        dev_type = cfg.device
-    if distributed and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if dev_type == "cuda" else "gloo")
-        created_group = True
-    device = torch.device(f"cuda:{local}" if dev_type == "cuda" and distributed else dev_type)
+    device, backend = resolve_device(cfg.device, local)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    if distributed and not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+        created_group = True
     if cfg.amp == "fp16" and device.type != "cuda":
         raise ConfigError("amp='fp16' needs a CUDA device (CPU autocast supports bf16); use amp='bf16' on CPU")
     if cfg.batch_size % world:
@@ -694,6 +725,8 @@ def fit(config, return_model: bool = False, command: str | None = None):
             "torch": torch.__version__,
             "platform": platform.platform(),
             "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+            "backend": dist.get_backend() if distributed else None,
             "world_size": world,
             "threads": torch.get_num_threads(),
             "params": int(n_params),

@@ -24,3 +24,13 @@ def _one_thread():
 settings.register_profile("repeatable", derandomize=True, deadline=None)
 settings.register_profile("explore", derandomize=False, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` need a GPU; elsewhere they are skipped with the reason."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none here); on a GPU machine run bash tests/gpu_check.sh")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

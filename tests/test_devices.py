@@ -1,0 +1,272 @@
+"""Same answer on every device.
+
+* Every spectral mixer hands the inverse FFT a half-spectrum whose self-conjugate columns
+  (``k_W = 0`` and, for even ``W``, ``k_W = W/2``) are Hermitian along ``k_H``; the inverse is
+  then defined by the maths, not by what an FFT library does with the other half.
+* ``spectral.hermitian_project`` is that projection: ½(z + conj(z reversed along H)).
+* The trainer resolves devices the way ``torch.cuda.set_device`` and ``torchrun`` need.
+
+The GPU half (CPU-vs-GPU outputs, a CUDA epoch, torchrun with nccl) is in ``tests/test_cuda.py``
+(marker ``cuda``) and ``tests/gpu_check.py``.
+"""
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+import afno_lite
+from afno_lite import spectral, train
+from afno_lite._checks import MixerConfigError
+
+SPECTRAL_MIXERS = ["fno", "gfn", "afno", "afno_fast"]
+GRIDS = [(8, 8), (9, 15), (10, 20), (16, 16)]
+C = 16
+
+
+def _build(name: str, H: int, W: int, keep_fraction: float = 1.0) -> torch.nn.Module:
+    torch.manual_seed(0)
+    if name == "fno":
+        kw = {"modes": (min(3, H // 2), min(3, W // 2))}
+    elif name == "gfn":
+        kw = {"grid": (H, W)}
+    else:
+        kw = {"num_blocks": 4, "keep_fraction": keep_fraction}
+    m = afno_lite.mixer(name, C, **kw)
+    with torch.no_grad():  # push the block MLP / complex weights far from anything Hermitian
+        for p in m.parameters():
+            p.mul_(50.0)
+    return m
+
+
+def _self_conjugate_defects(m: torch.nn.Module, x: torch.Tensor, monkeypatch) -> list[float]:
+    """Run ``m(x)`` with ``torch.fft.irfft2``/``irfft`` wrapped; return, for every call, how far
+    the spectrum it received is from Hermitian on its self-conjugate columns (relative)."""
+    seen: list[float] = []
+    real_irfft2, real_irfft = torch.fft.irfft2, torch.fft.irfft
+
+    def irfft2(X, s=None, dim=(-2, -1), norm=None):
+        W = s[-1] if s is not None else 2 * (X.shape[dim[-1]] - 1)
+        seen.append(spectral.hermitian_defect(X, W, dims=dim))
+        return real_irfft2(X, s=s, dim=dim, norm=norm)
+
+    def irfft(X, n=None, dim=-1, norm=None):
+        # a 1-D inverse along W: its self-conjugate entries must be real
+        W = n if n is not None else 2 * (X.shape[dim] - 1)
+        cols = spectral.self_conjugate_columns(W, X.shape[dim])
+        scale = float(X.abs().max()) or 1.0
+        seen.append(max(float(X.narrow(dim, c, 1).imag.abs().max()) for c in cols) / scale)
+        return real_irfft(X, n=n, dim=dim, norm=norm)
+
+    monkeypatch.setattr(torch.fft, "irfft2", irfft2)
+    monkeypatch.setattr(torch.fft, "irfft", irfft)
+    with torch.no_grad():
+        m(x)
+    monkeypatch.undo()
+    assert seen, f"{type(m).__name__} never called irfft2/irfft"
+    return seen
+
+
+def _cases():
+    for name in SPECTRAL_MIXERS:
+        for H, W in GRIDS:
+            yield name, H, W, 1.0
+            if name.startswith("afno"):
+                yield name, H, W, 0.5   # kept-mode path (pruned FFT in afno_fast)
+
+
+@pytest.mark.parametrize("name,H,W,keep", list(_cases()))
+def test_inverse_fft_receives_hermitian_self_conjugate_columns(name, H, W, keep, monkeypatch):
+    m = _build(name, H, W, keep)
+    x = torch.randn(2, H, W, C, generator=torch.Generator().manual_seed(1))
+    defects = _self_conjugate_defects(m, x, monkeypatch)
+    assert max(defects) < 1e-6, f"{name} {H}x{W} keep={keep}: non-Hermitian by {max(defects):.2e}"
+
+
+def _without_projection(monkeypatch):
+    """Replace ``hermitian_project`` by the identity wherever afno_lite bound the name."""
+    patched = 0
+    for mod_name, mod in list(sys.modules.items()):
+        if mod_name.startswith("afno_lite") and hasattr(mod, "hermitian_project"):
+            monkeypatch.setattr(mod, "hermitian_project", lambda X, W, dims=(1, 2): X)
+            patched += 1
+    assert patched, "no afno_lite module uses hermitian_project"
+
+
+@pytest.mark.parametrize("name", SPECTRAL_MIXERS)
+def test_the_hermitian_check_fails_without_the_projection(name, monkeypatch):
+    """The check above can fail: with the projection removed, every spectral mixer hands
+    the inverse FFT a clearly non-Hermitian column."""
+    H, W = 9, 15
+    m = _build(name, H, W)
+    x = torch.randn(2, H, W, C, generator=torch.Generator().manual_seed(1))
+    _without_projection(monkeypatch)
+    seen: list[float] = []
+    real_irfft2 = torch.fft.irfft2
+
+    def irfft2(X, s=None, dim=(-2, -1), norm=None):
+        seen.append(spectral.hermitian_defect(X, s[-1], dims=dim))
+        return real_irfft2(X, s=s, dim=dim, norm=norm)
+
+    monkeypatch.setattr(torch.fft, "irfft2", irfft2)
+    with torch.no_grad():
+        m(x)
+    assert seen and max(seen) > 1e-2
+
+
+@pytest.mark.parametrize("name", SPECTRAL_MIXERS)
+def test_projection_changes_nothing_on_cpu(name, monkeypatch):
+    """CPU FFTs already use the Hermitian part: outputs with and without the explicit
+    projection agree to 1e-6 (relative)."""
+    for H, W in GRIDS:
+        m = _build(name, H, W)
+        x = torch.randn(2, H, W, C, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            y = m(x)
+        with monkeypatch.context() as mp:
+            _without_projection(mp)
+            with torch.no_grad():
+                y0 = m(x)
+        assert float((y - y0).abs().max() / y0.abs().max()) < 1e-6
+
+
+# --------------------------------------------------------------------------- the helper itself
+def _naive_project(X: torch.Tensor, W: int) -> torch.Tensor:
+    """Loops over rows: column c <- ½(X[r, c] + conj X[(-r) mod H, c]) for c in {0, W/2}."""
+    out = X.clone()
+    H = X.shape[1]
+    cols = [0] + ([W // 2] if W % 2 == 0 else [])
+    for c in [c for c in cols if c < X.shape[2]]:
+        for r in range(H):
+            out[:, r, c] = 0.5 * (X[:, r, c] + X[:, (-r) % H, c].conj())
+    return out
+
+
+@pytest.mark.parametrize("H,W", [(1, 1), (2, 2), (5, 4), (8, 8), (9, 15), (10, 20), (7, 1)])
+def test_hermitian_project_matches_loops_and_is_idempotent(H, W):
+    g = torch.Generator().manual_seed(H * 100 + W)
+    X = torch.randn(3, H, W // 2 + 1, 4, dtype=torch.complex128, generator=g)
+    P = spectral.hermitian_project(X, W, dims=(1, 2))
+    torch.testing.assert_close(P, _naive_project(X, W), rtol=0, atol=1e-15)
+    torch.testing.assert_close(spectral.hermitian_project(P, W, dims=(1, 2)), P, rtol=0, atol=1e-15)
+    assert spectral.hermitian_defect(P, W, dims=(1, 2)) < 1e-15
+    # the other columns are untouched
+    other = [c for c in range(W // 2 + 1) if c not in spectral.self_conjugate_columns(W)]
+    torch.testing.assert_close(P[:, :, other], X[:, :, other], rtol=0, atol=0)
+
+
+def test_hermitian_project_leaves_a_real_signals_spectrum_unchanged():
+    x = torch.randn(2, 9, 14, 3, dtype=torch.float64)
+    X = torch.fft.rfft2(x, dim=(1, 2), norm="ortho")
+    assert spectral.hermitian_defect(X, 14, dims=(1, 2)) < 1e-14
+    torch.testing.assert_close(spectral.hermitian_project(X, 14, dims=(1, 2)), X, rtol=0, atol=1e-14)
+
+
+def test_cpu_inverse_fft_uses_the_hermitian_part():
+    """What the CPU does implicitly is exactly the projection (so projecting changes nothing here)."""
+    for H, W in [(8, 8), (9, 15), (128, 128)]:
+        X = torch.randn(2, H, W // 2 + 1, 8, dtype=torch.complex128)
+        a = torch.fft.irfft2(X, s=(H, W), dim=(1, 2), norm="ortho")
+        b = torch.fft.irfft2(spectral.hermitian_project(X, W, dims=(1, 2)), s=(H, W), dim=(1, 2), norm="ortho")
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_hermitian_project_channels_first_and_truncated_columns():
+    """FastAFNO's layout ``[B, C, H, M]`` with ``M < W//2 + 1`` kept columns: only ``k_W = 0``
+    is held (``W/2 = 10`` is not), so only column 0 changes."""
+    X = torch.randn(2, 3, 10, 4, dtype=torch.complex128)
+    P = spectral.hermitian_project(X, 20, dims=(-2, -1))
+    ref = _naive_project(X.permute(0, 2, 3, 1), 20)  # column 0 is the same for any W
+    torch.testing.assert_close(P[..., 1:], X[..., 1:], rtol=0, atol=0)
+    torch.testing.assert_close(P[..., :1], ref.permute(0, 3, 1, 2)[..., :1], rtol=0, atol=1e-15)
+    assert spectral.self_conjugate_columns(20, 4) == [0]
+    assert spectral.self_conjugate_columns(20) == [0, 10]
+    assert spectral.self_conjugate_columns(15) == [0]
+
+
+def test_hermitian_project_gradcheck():
+    X = torch.randn(1, 5, 4, 2, dtype=torch.complex128, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: spectral.hermitian_project(t, 6, dims=(1, 2)), (X,))
+
+
+@pytest.mark.parametrize("bad,dims,exc", [
+    (torch.randn(2, 4, 3), (1, 2), TypeError),                   # real, not a spectrum
+    ("spectrum", (1, 2), TypeError),
+    (torch.randn(2, 4, 3, dtype=torch.complex64), (1, 1), MixerConfigError),
+    (torch.randn(2, 4, 3, dtype=torch.complex64), (1, 5), MixerConfigError),
+    (torch.randn(2, 4, 3, dtype=torch.complex64), 1, MixerConfigError),
+])
+def test_hermitian_project_bad_inputs(bad, dims, exc):
+    with pytest.raises(exc, match="dims|complex"):
+        spectral.hermitian_project(bad, 4, dims=dims)
+
+
+# --------------------------------------------------------------------------- trainer devices
+def test_resolve_device_always_indexes_cuda():
+    dev, backend = train.resolve_device("cuda", 0, cuda_available=True, cuda_count=1)
+    assert (dev.type, dev.index, backend) == ("cuda", 0, "nccl")
+    dev, backend = train.resolve_device("auto", 1, cuda_available=True, cuda_count=2)
+    assert (dev.type, dev.index, backend) == ("cuda", 1, "nccl")
+    dev, backend = train.resolve_device("auto", 0, cuda_available=False)
+    assert (dev.type, backend) == ("cpu", "gloo")
+    dev, backend = train.resolve_device("cpu", 3, cuda_available=True, cuda_count=1)
+    assert (dev.type, backend) == ("cpu", "gloo")
+
+
+@pytest.mark.parametrize("req,local,avail,count,match", [
+    ("cuda", 0, False, 0, "no CUDA device"),
+    ("cuda", 2, True, 2, "LOCAL_RANK=2"),
+    ("gpu", 0, True, 1, "device must be"),
+])
+def test_resolve_device_errors(req, local, avail, count, match):
+    with pytest.raises(train.ConfigError, match=match):
+        train.resolve_device(req, local, cuda_available=avail, cuda_count=count)
+
+
+TINY = dict(task="inpainting", mixer="afno", embed_dim=16, depth=1, mlp_ratio=1.0, patch_size=4, img_size=16,
+            epochs=1, max_steps=2, batch_size=8, n_train=16, n_test=8, mask_patch=4, progress=False,
+            mixer_kw={"num_blocks": 4})
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_fit_hands_set_device_an_indexed_device(monkeypatch):
+    """On a (pretended) GPU machine, ``device='auto'`` reaches ``torch.cuda.set_device`` as
+    ``cuda:0``: the bare ``'cuda'`` is what crashed there."""
+    got = []
+
+    def set_device(d):
+        got.append(d)
+        raise _Stop
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+    for req in ("auto", "cuda"):
+        with pytest.raises(_Stop):
+            train.fit(dict(TINY, device=req))
+    assert len(got) == 2
+    for d in got:
+        assert isinstance(d, torch.device) and d.type == "cuda" and d.index == 0
+
+
+def test_single_process_torchrun_environment_uses_a_process_group(monkeypatch):
+    """What ``torchrun --nproc_per_node=1`` sets up: one process, a gloo group on the CPU."""
+    import torch.distributed as dist
+
+    for k, v in {"TORCHELASTIC_RUN_ID": "test", "WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0",
+                 "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29581"}.items():
+        monkeypatch.setenv(k, v)
+    res = train.fit(dict(TINY, device="cpu"))
+    assert res["backend"] == "gloo" and res["world_size"] == 1 and res["ranks_in_sync"]
+    assert not dist.is_initialized()           # the group fit created is destroyed again
+
+
+def test_default_device_is_indexed_when_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    d = afno_lite.default_device()
+    assert d.type == "cuda" and d.index == 0
