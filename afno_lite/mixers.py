@@ -1,7 +1,8 @@
 """Token mixers with one interface: ``forward(x[B, H, W, C]) -> [B, H, W, C]``.
 
 * :class:`SelfAttention`, :class:`KernelAttention` -- chapter "Self-attention as a
-  kernel integral" (the paper's Definition 1).
+  kernel integral" (the paper's Definition 1 is self-attention; it rewrites it as a
+  kernel sum, then a kernel integral).
 * :class:`SpectralConv2d` -- chapter "From kernel integrals to Fourier Neural Operators".
 * :class:`GlobalFilter` -- chapter "Global filters (GFN) as the diagonal special case".
 * :class:`AFNO` -- chapter "AFNO, step by step" (the readable reference; the fast
@@ -78,7 +79,8 @@ class SelfAttention(TokenMixer):
         return t.view(B, N, self.num_heads, self.head_dim).transpose(1, 2)
 
     def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Queries, keys and values ``[B, heads, N, head_dim]`` for tokens ``x[B, H, W, C]``."""
+        """Queries, keys and values ``[B, heads, N, head_dim]`` for tokens
+        ``x[B, H, W, C]``."""
         t = x.reshape(x.shape[0], -1, self.dim)
         return self._heads(self.q(t)), self._heads(self.k(t)), self._heads(self.v(t))
 
@@ -93,7 +95,7 @@ class SelfAttention(TokenMixer):
 
 
 class KernelAttention(SelfAttention):
-    """Self-attention written as the kernel integral of the paper's Definition 1,
+    """Self-attention (the paper's Definition 1) written as an explicit kernel sum,
     ``y_i = Σ_j κ(x_i, x_j) v_j`` with
     ``κ(x_i, x_j) = exp(q_i·k_j/√d) / Σ_l exp(q_i·k_l/√d)``, computed explicitly.
     Same parameters as :class:`SelfAttention`, so one can be loaded into the other."""
