@@ -203,7 +203,7 @@ def test_layout_changes_are_exact_and_differentiable(shape):
         assert torch.autograd.gradcheck(lambda t: to_channels_last(to_channels_first(t) * 2), (x,))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda
 def test_cuda_matches_cpu():  # pragma: no cover - no GPU on the CI machine
     ref, fast = _pair(16, num_blocks=4, sparsity_threshold=0.02)
     x = torch.randn(2, 8, 8, 16)

@@ -1,0 +1,151 @@
+"""The GPU check behind ``notebooks/results/gpu_check.json``: same answer on every device.
+
+For every mixer it measures the largest CPU-vs-GPU output difference (relative to the CPU
+output's largest entry, float32) at ``B = 2, 128 x 128, C = 256`` and at ``9 x 15``, once with
+the explicit Hermitian projection of the self-conjugate columns removed ("before") and once as
+the library ships it ("after"); then one training epoch of ``afno`` and ``afno_fast`` on the GPU
+(amp none and bf16) and a one-process ``torchrun`` with nccl. Device name and versions are
+recorded with the figures.
+
+    PYTHONPATH=. python tests/gpu_check.py --out notebooks/results            # on a GPU machine
+    PYTHONPATH=. python tests/gpu_check.py --device cpu --tiny --out /tmp/x   # dry run anywhere
+
+``bash tests/gpu_check.sh`` runs this script and the ``cuda``-marked tests in one go.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import afno_lite
+from afno_lite import train
+
+ROOT = Path(__file__).resolve().parents[1]
+MIXERS = ["attention", "kernel_attention", "fno", "gfn", "afno", "afno_fast"]
+
+
+@contextlib.contextmanager
+def no_projection():
+    """Every spectral layer without its explicit projection (the FFT library decides)."""
+    saved = []
+    for name, mod in list(sys.modules.items()):
+        if name.startswith("afno_lite") and hasattr(mod, "hermitian_project"):
+            saved.append((mod, mod.hermitian_project))
+            mod.hermitian_project = lambda X, W, dims=(1, 2): X
+    try:
+        yield
+    finally:
+        for mod, fn in saved:
+            mod.hermitian_project = fn
+
+
+def build(name: str, C: int, H: int, W: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    kw = {}
+    if name == "gfn":
+        kw = {"grid": (H, W)}
+    elif name == "fno":
+        kw = {"modes": (min(8, H // 2), min(8, W // 2))}
+    return afno_lite.mixer(name, C, **kw).eval()
+
+
+@torch.no_grad()
+def max_rel_diff(name: str, B: int, H: int, W: int, C: int, device: torch.device) -> dict:
+    m = build(name, C, H, W)
+    x = torch.randn(B, H, W, C, generator=torch.Generator().manual_seed(1))
+    out = {}
+    for label, ctx in (("before", no_projection), ("after", contextlib.nullcontext)):
+        with ctx():
+            y_cpu = m.cpu()(x)
+            y_dev = m.to(device)(x.to(device)).cpu()
+        out[label] = float((y_dev - y_cpu).abs().max() / y_cpu.abs().max())
+    out["max_abs_y"] = float(y_cpu.abs().max())
+    return out
+
+
+def epoch_times(device: torch.device, tiny: bool) -> dict:
+    res = {}
+    size = 32 if tiny else 64
+    for mixer in ("afno", "afno_fast"):
+        for amp in ("none", "bf16"):
+            cfg = dict(task="inpainting", mixer=mixer, embed_dim=64 if tiny else 256, depth=2 if tiny else 4,
+                       patch_size=4, img_size=size, epochs=2, batch_size=16 if tiny else 64,
+                       n_train=64 if tiny else 2048, n_test=16 if tiny else 128, mask_patch=4, progress=False,
+                       amp=amp, device=device.type)
+            r = train.fit(cfg)
+            times = [h["epoch_time_s"] for h in r["history"]]
+            res[f"{mixer}/{amp}"] = {"epoch_time_s_first": times[0], "epoch_time_s_second": times[-1],
+                                     "final_loss": r["history"][-1].get("train_loss"),
+                                     "device": r["device"], "psnr": r["final"][str(size)].get("psnr")}
+    return res
+
+
+def torchrun_one_process(device: torch.device) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1",
+               "-m", "afno_lite.train", "--task", "inpainting", "--mixer", "afno_fast", "--embed-dim", "32",
+               "--depth", "1", "--img-size", "32", "--epochs", "1", "--batch-size", "8", "--n-train", "32",
+               "--n-test", "8", "--no-progress", "--device", device.type, "--out", tmp]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        t0 = time.perf_counter()
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        res = {"command": " ".join(cmd[2:]), "returncode": p.returncode, "wall_s": time.perf_counter() - t0}
+        if p.returncode == 0:
+            r = json.loads((Path(tmp) / "results.json").read_text())
+            res.update(backend=r.get("backend"), device=r.get("device"), world_size=r.get("world_size"))
+        else:
+            res["stderr_tail"] = p.stderr[-2000:]
+    return res
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cuda", help="device to compare with the CPU (default cuda)")
+    ap.add_argument("--tiny", action="store_true", help="small sizes (a dry run on any machine)")
+    ap.add_argument("--out", default="notebooks/results", help="folder for gpu_check.json")
+    a = ap.parse_args(argv)
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error("--device cuda needs a CUDA GPU; use --device cpu --tiny for a dry run")
+    device = torch.device(a.device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", 0)
+    t0 = time.perf_counter()
+    grids = [(2, 16, 16, 32), (2, 9, 15, 32)] if a.tiny else [(2, 128, 128, 256), (2, 9, 15, 256)]
+    diffs = {}
+    for name in MIXERS:
+        for B, H, W, C in grids:
+            diffs[f"{name}/{B}x{H}x{W}x{C}"] = d = max_rel_diff(name, B, H, W, C, device)
+            print(f"{name:17s} B={B} {H}x{W} C={C}: before {d['before']:.2e}  after {d['after']:.2e}", flush=True)
+    report = {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "tiny": a.tiny,
+        "tolerance_rel": 1e-4,
+        "max_rel_diff_cpu_vs_device": diffs,
+        "epochs": epoch_times(device, a.tiny),
+        "torchrun_1proc": torchrun_one_process(device),
+        "command": "python tests/gpu_check.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    report["wall_s"] = time.perf_counter() - t0
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: report[k] for k in ("device_name", "torch", "cuda", "torchrun_1proc", "epochs")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
