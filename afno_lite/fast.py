@@ -161,7 +161,8 @@ class FastAFNO(AFNO):
         if M == Wr:
             X = torch.fft.rfft2(xc, norm="ortho")                    # [B, C, H, Wr]
         else:  # pruned: FFT along H only for the kept columns
-            X = torch.fft.fft(torch.fft.rfft(xc, dim=-1, norm="ortho")[..., :M], dim=-2, norm="ortho")
+            X = torch.fft.rfft(xc, dim=-1, norm="ortho")[..., :M]
+            X = torch.fft.fft(X, dim=-2, norm="ortho")
         if 2 * m_h + 1 < H:  # kept rows: k_H = 0..m_h and -m_h..-1
             lo, hi = X[..., : m_h + 1, :], X[..., H - m_h:, :]
             o = self._mlp(torch.cat([lo, hi], dim=-2))
@@ -170,11 +171,13 @@ class FastAFNO(AFNO):
             Y[..., H - m_h:, :] = o[..., m_h + 1:, :]
         else:
             Y = self._mlp(X)
-        Y = hermitian_project(Y, W, dims=(-2, -1))  # backend-independent inverse (see spectral)
+        # backend-independent inverse (see afno_lite.spectral.hermitian_project)
+        Y = hermitian_project(Y, W, dims=(-2, -1))
         if M == Wr:
             y = torch.fft.irfft2(Y, s=(H, W), norm="ortho")
-        else:  # inverse FFT along H on kept columns only; irfft zero-pads the missing columns
-            y = torch.fft.irfft(torch.fft.ifft(Y, dim=-2, norm="ortho"), n=W, dim=-1, norm="ortho")
+        else:  # inverse along H on the kept columns; irfft zero-pads the missing ones
+            y = torch.fft.ifft(Y, dim=-2, norm="ortho")
+            y = torch.fft.irfft(y, n=W, dim=-1, norm="ortho")
         y = to_channels_last(y, dtype)
         return y + x if self.residual else y
 
