@@ -31,6 +31,15 @@ With copied weights it equals :class:`afno_lite.AFNO` on square grids at
   float64 input (``x.float()``); ``afno_lite`` keeps float64.
 
 (:func:`afno_lite.spectral.nvidia_kept_mode_mask` draws the reference's mode set.)
+
+Reference code, pinned (``repository@commit/path``)
+---------------------------------------------------
+* FourCastNet ``AFNO2D``:
+  ``NVlabs/FourCastNet@7595ba67ae6157e153b6f9ec76ca13938aeff600/networks/afnonet.py``
+* PhysicsNeMo ``AFNO2DLayer`` (repository ``NVIDIA/modulus``, now ``NVIDIA/physicsnemo``):
+  ``NVIDIA/modulus@8a4fcec42290589f0635f4ad049ff337b2ff1c5a/physicsnemo/models/afno/afno.py``
+* AFNO-transformer ``AFNO2D`` (the paper's vision code; kept count from ``N = H*W``):
+  ``NVlabs/AFNO-transformer@c3271a2d3cd5917ede03fcade6398054e48a9373/afno/afno2d.py``
 """
 from __future__ import annotations
 
