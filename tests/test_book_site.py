@@ -4,7 +4,13 @@
 * in headless Chromium, served from a loopback http.server: no request leaves the
   machine, no JavaScript error, every math block rendered by MathJax, every image
   loaded; a kernel-free slider changes its picture; screenshots are saved under
-  ``book/_build/screenshots``.
+  ``book/_build/screenshots``;
+* the reader's view at 1280 px on every page: every display equation fits the text
+  column, every content image has at least 1.5 device pixels per CSS pixel, no page shows
+  ipywidgets controls that would need a kernel (the kernel-free players are fine);
+* navigation at 400, 900 and 1280 px: the table of contents opens (a chapter link in it is
+  visible, on top and leads to the chapter), the page contents open below the wide
+  layout, and at 1280 px the toggle hides and shows the sidebar again.
 """
 from __future__ import annotations
 
@@ -111,6 +117,40 @@ RENDER_CHECK = """() => {
   return {nmath: math.length, raw, errors, nimg: imgs.length, broken};
 }"""
 
+# Every display equation (MathJax 3 CHTML: mjx-container[display]) must fit the text column:
+# nothing scrolls or is clipped inside it, and the typeset maths ends inside the article.
+MATH_FIT = """() => {
+  const article = document.querySelector('article.bd-article') || document.body;
+  const right = article.getBoundingClientRect().right;
+  const doc = window.MathJax && MathJax.startup && MathJax.startup.document;
+  return [...document.querySelectorAll('mjx-container[display]')].map(c => {
+    const box = c.closest('div.math') || c.parentElement;
+    const m = c.querySelector('mjx-math') || c;
+    const over = Math.max(c.scrollWidth - c.clientWidth, box.scrollWidth - box.clientWidth,
+                          m.getBoundingClientRect().right - Math.min(right, box.getBoundingClientRect().right));
+    let tex = '';
+    try { tex = doc.getMathItemsWithin(c)[0].math; } catch (e) { tex = c.textContent; }
+    const label = (box.id || '').replace(/^equation-/, '');
+    return {over: Math.round(over), label, tex: tex.replace(/\\s+/g, ' ').trim().slice(0, 70)};
+  }).filter(r => r.over > 1);
+}"""
+
+# Content images (figures, player frames) with their natural and on-screen widths.
+IMAGE_PIXELS = """() => [...document.querySelectorAll('article.bd-article img')]
+  .filter(i => i.getBoundingClientRect().width > 0)
+  .map(i => ({src: (i.getAttribute('src') || '').split('/').pop().slice(0, 24),
+              natural: i.naturalWidth, shown: Math.round(i.getBoundingClientRect().width),
+              fig: (i.closest('figure') || {}).id || ''}))"""
+
+# ipywidgets controls rendered from embedded widget state: on a static page nothing answers them.
+DEAD_WIDGETS = """() => [...document.querySelectorAll(
+    '.jupyter-widgets, .widget-slider, .widget-dropdown, .widget-toggle-buttons, .widget-text')]
+  .filter(w => !w.closest('.animation') && !(w.parentElement && w.parentElement.closest('.jupyter-widgets')))
+  .map(w => { const cell = w.closest('.cell'); const id = cell && (cell.id || cell.querySelector('[id]')?.id);
+              return (id ? id + ': ' : '') + (w.className || '').toString().slice(0, 60) + ' ' +
+                     (w.textContent || '').trim().slice(0, 30); })"""
+WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
+
 
 def _open(page, url):
     page.goto(url, wait_until="load")
@@ -120,8 +160,10 @@ def _open(page, url):
     return page.evaluate(RENDER_CHECK)
 
 
-def test_every_page_renders_offline(browser, site_url):
-    SHOTS.mkdir(parents=True, exist_ok=True)
+@pytest.fixture(scope="module")
+def site_report(browser, site_url):
+    """Every page of the table of contents opened once at 1280 px, offline; what the tests
+    below assert on. Requests that try to leave the machine are aborted and recorded."""
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     outside, js_errors, failed = [], [], []
 
@@ -136,22 +178,146 @@ def test_every_page_renders_offline(browser, site_url):
     page.route("**/*", route)
     page.on("pageerror", lambda e: js_errors.append(str(e)))
     page.on("requestfailed", lambda r: failed.append(r.url))
-    report = {}
+    pages = {}
     for f in toc_files():
-        url = f"{site_url}/{f}.html"
-        res = _open(page, url)
-        report[f] = res
+        res = _open(page, f"{site_url}/{f}.html")
+        html = (HTML / f"{f}.html").read_text(encoding="utf-8")
+        res["widget_views"] = html.count(WIDGET_VIEW_MIME)
+        if res["widget_views"]:  # give the widget renderer time to draw what it would draw
+            try:
+                page.wait_for_selector(".jupyter-widgets", timeout=10_000)
+            except Exception:  # noqa: BLE001 -- nothing drawn: reported through widget_views
+                pass
+        res["math_overflow"] = page.evaluate(MATH_FIT)
+        res["images"] = page.evaluate(IMAGE_PIXELS)
+        res["dead_widgets"] = page.evaluate(DEAD_WIDGETS)
+        pages[f] = res
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.goto(f"{site_url}/intro.html")
+    page.screenshot(path=str(SHOTS / "intro.png"), full_page=False)
+    page.close()
+    return {"pages": pages, "outside": outside, "js_errors": js_errors, "failed": failed}
+
+
+def test_every_page_renders_offline(site_report):
+    report = site_report["pages"]
+    for f, res in report.items():
         assert not res["raw"], f"{f}: math blocks not rendered by MathJax: {res['raw'][:3]}"
         assert not res["errors"], f"{f}: MathJax errors: {res['errors'][:3]}"
         assert not res["broken"], f"{f}: images that did not load: {res['broken'][:3]}"
+    outside, js_errors, failed = site_report["outside"], site_report["js_errors"], site_report["failed"]
     assert not outside, f"requests that tried to leave the machine: {sorted(set(outside))[:10]}"
     assert not js_errors, f"JavaScript errors: {js_errors[:5]}"
     assert not [u for u in failed if "127.0.0.1" in u], f"failed local requests: {failed[:5]}"
     assert sum(r["nmath"] for r in report.values()) > 20, "suspiciously little math on the site"
     assert sum(r["nimg"] for r in report.values()) > 20, "suspiciously few figures on the site"
-    page.goto(f"{site_url}/intro.html")
-    page.screenshot(path=str(SHOTS / "intro.png"), full_page=False)
-    page.close()
+
+
+def test_display_math_fits_the_column(site_report):
+    """At 1280 px no display equation is wider than the text column (clipped or scrolled)."""
+    pages = site_report["pages"]
+    assert sum(len(r["math_overflow"]) + r["nmath"] for r in pages.values()) > 20
+    bad = {f: r["math_overflow"] for f, r in pages.items() if r["math_overflow"]}
+    lines = [f"  {f}: {o['over']} px too wide: {o['label'] or '(no label)'}: {o['tex']}"
+             for f, offenders in bad.items() for o in offenders]
+    assert not bad, (f"{len(lines)} display equations do not fit the text column at 1280 px "
+                     "(split them over aligned lines):\n" + "\n".join(lines))
+
+
+MIN_PIXELS_PER_CSS_PIXEL = 1.5
+
+
+def test_figures_have_pixels_for_the_column(site_report):
+    """At 1280 px every content image has >= 1.5 image pixels per CSS pixel it is shown at, so
+    figures stay sharp on high-density screens and when zoomed."""
+    pages = site_report["pages"]
+    images = [(f, i) for f, r in pages.items() for i in r["images"]]
+    assert len(images) > 20, "suspiciously few figures on the site"
+    low = [(f, i) for f, i in images if i["natural"] < MIN_PIXELS_PER_CSS_PIXEL * i["shown"]]
+    lines = [f"  {f}: {i['fig'] or i['src']}: {i['natural']} px wide, shown at {i['shown']} px "
+             f"({i['natural'] / max(i['shown'], 1):.2f}x)" for f, i in low]
+    assert not low, (f"{len(low)} of {len(images)} images have fewer than {MIN_PIXELS_PER_CSS_PIXEL} "
+                     "pixels per CSS pixel at 1280 px (afno_lite.use_book_style sets the dpi):\n"
+                     + "\n".join(lines))
+
+
+def test_no_dead_widget_controls(site_report):
+    """A static page shows no ipywidgets controls (they need a kernel to do anything); the
+    kernel-free players (``offline_jshtml``) take their place."""
+    pages = site_report["pages"]
+    bad = {f: r["dead_widgets"] for f, r in pages.items() if r["dead_widgets"]}
+    embedded = {f: r["widget_views"] for f, r in pages.items() if r["widget_views"]}
+    assert not bad, ("ipywidgets controls on the static site, which do nothing without a kernel "
+                     f"(tag the cell remove-output and show a kernel-free player): {bad}")
+    assert not embedded, f"pages still embed ipywidgets views ({WIDGET_VIEW_MIME}): {embedded}"
+    assert any(r["nimg"] for r in pages.values())
+
+
+# ----------------------------------------------------------------------------- navigation
+NAV_PAGE = "notebooks/05_afno_step_by_step"
+NAV_TARGET = "03_fourier_neural_operators.html"
+NARROW = 992  # below this width the theme hides the left sidebar behind the ☰ button
+# Is a link matching the selector on screen, inside the viewport and the topmost element
+# under its centre (so a click lands on it)?
+ON_TOP = """(sel) => [...document.querySelectorAll(sel)].some(a => {
+  const r = a.getBoundingClientRect();
+  if (r.width < 1 || r.height < 1) return false;
+  const x = r.left + Math.min(r.width / 2, 20), y = r.top + r.height / 2;
+  if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) return false;
+  const hit = document.elementFromPoint(x, y);
+  return !!hit && (hit === a || a.contains(hit));
+})"""
+TOC_LINK = f'.bd-links a[href$="{NAV_TARGET}"]'
+PAGE_TOC_LINK = ".page-toc a, .bd-toc-nav a"
+
+
+def _visible_button(page, css):
+    buttons = page.locator(css)
+    shown = [buttons.nth(i) for i in range(buttons.count()) if buttons.nth(i).is_visible()]
+    assert shown, f"no visible {css} button"
+    return shown[0]
+
+
+def _wait_on_top(page, sel, on_top: bool, what: str, width: int):
+    try:
+        page.wait_for_function(f"(sel) => ({ON_TOP})(sel) === {str(on_top).lower()}", arg=sel,
+                               timeout=3_000)
+    except Exception as e:  # noqa: BLE001 -- re-raised with what the reader would see
+        state = "visible and clickable" if on_top else "hidden"
+        raise AssertionError(f"at {width} px: {what} should be {state} but is not") from e
+
+
+@pytest.mark.parametrize("width", [400, 900, 1280])
+def test_navigation_at_width(browser, site_url, width):
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(f"{site_url}/{NAV_PAGE}.html", wait_until="load")
+        toggle = _visible_button(page, "button.primary-toggle")
+        if width < NARROW:
+            _wait_on_top(page, TOC_LINK, False, "the table of contents (before ☰)", width)
+            toggle.click()
+            _wait_on_top(page, TOC_LINK, True, "the table of contents after clicking ☰", width)
+        else:
+            _wait_on_top(page, TOC_LINK, True, "the table of contents in the left sidebar", width)
+            toggle.click()
+            _wait_on_top(page, TOC_LINK, False, "the left sidebar after clicking ☰ (collapse)", width)
+            toggle.click()
+            _wait_on_top(page, TOC_LINK, True, "the left sidebar after clicking ☰ again", width)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"nav-{width}.png"))
+        page.locator(TOC_LINK).first.click()
+        page.wait_for_url(f"**/{NAV_TARGET}", timeout=10_000)
+
+        if width < NARROW:  # the page contents ("On this page") open from their own button
+            page.goto(f"{site_url}/{NAV_PAGE}.html", wait_until="load")
+            _wait_on_top(page, PAGE_TOC_LINK, False, "the page contents (before the button)", width)
+            _visible_button(page, "button.secondary-toggle").click()
+            _wait_on_top(page, PAGE_TOC_LINK, True, "the page contents after clicking their button", width)
+        assert not errors, f"JavaScript errors at {width} px: {errors[:3]}"
+    finally:
+        page.close()
 
 
 def test_kernel_free_slider_changes_picture(browser, site_url):
