@@ -1,5 +1,5 @@
 # AFNO from first principles -- the two commands a reader needs:
-#   make lab    set up (first time only) and open JupyterLab on notebooks/
+#   make lab    set up (first time only) and open JupyterLab on notebooks/ (double-click a chapter)
 #   make test   set up (first time only) and run everything CI runs
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -16,10 +16,10 @@ NB_BUILD := $(BUILD)/nbval
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.md))
 export PYTHONHASHSEED := 0
 
-.PHONY: setup sync lab test lint unit nbval book book-test browser bench experiments clean help
+.PHONY: setup lab test lint unit nbval book book-test browser bench experiments clean help
 
 help:
-	@echo "make lab          set up if needed, pair notebooks, open JupyterLab on notebooks/"
+	@echo "make lab          set up if needed, open JupyterLab on notebooks/ (chapters open as notebooks)"
 	@echo "make test         set up if needed, then lint, unit tests, nbval, book, browser tests"
 	@echo "make book         build the Jupyter Book site into book/_build/html"
 	@echo "make bench        run the scaling benchmark (python -m afno_lite.bench scaling)"
@@ -34,12 +34,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Create/refresh the .ipynb twin of every chapter (the .md is the source of truth).
-sync: setup
-	@for f in $(NOTEBOOKS); do $(BIN)/jupytext --quiet --sync "$$f" || exit 1; done
+# JupyterLab with the project's settings (jupyterlab-settings/overrides.json): double-clicking a
+# chapter's .md opens it as a notebook (jupytext), MyST renders through jupyterlab-myst. The
+# chapters are not paired with .ipynb files (see jupytext.toml): one file per chapter.
+LAB_SETTINGS := $(CURDIR)/jupyterlab-settings
 
-lab: sync
-	cd notebooks && ../$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG)
+lab: setup
+	cd notebooks && ../$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --port=$(PORT) $(ROOT_FLAG) \
+	  --LabApp.app_settings_dir="$(LAB_SETTINGS)"
 
 lint: setup
 	$(BIN)/ruff check afno_lite tests

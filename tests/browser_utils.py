@@ -34,16 +34,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+ROOT = Path(__file__).resolve().parents[1]
+# The project's JupyterLab settings (``make lab`` passes the same folder): overrides.json makes
+# a double-click open a chapter ``.md`` as a notebook (jupytext's documented default viewer).
+LAB_SETTINGS = ROOT / "jupyterlab-settings"
+
+
 def start_jupyterlab(root: Path, port: int, token: str, scratch: Path, env: dict | None = None,
-                     timeout: float = 60.0) -> subprocess.Popen:
-    """Start JupyterLab on ``127.0.0.1:port`` serving ``root`` with ``token``; fresh workspace and
-    runtime folders under ``scratch``; ``window.jupyterapp`` exposed for the tests. Waits until
-    the server answers. Stop it with :func:`stop_process`."""
+                     timeout: float = 60.0, app_settings: Path | None = LAB_SETTINGS) -> subprocess.Popen:
+    """Start JupyterLab on ``127.0.0.1:port`` serving ``root`` with ``token``; fresh workspace,
+    user-settings and runtime folders under ``scratch`` (nothing from the tester's own Lab set-up
+    leaks in); the project's settings folder ``app_settings`` as ``make lab`` uses it;
+    ``window.jupyterapp`` exposed for the tests. Waits until the server answers. Stop it with
+    :func:`stop_process`."""
     scratch.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
            "--LabApp.expose_app_in_browser=True", f"--LabApp.workspaces_dir={scratch / 'workspaces'}",
+           f"--LabApp.user_settings_dir={scratch / 'user-settings'}",
            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if app_settings is not None:
+        cmd.append(f"--LabApp.app_settings_dir={app_settings}")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     full_env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"), **(env or {})}

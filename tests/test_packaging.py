@@ -1,5 +1,6 @@
-"""Packaging: ``environment.yml`` agrees with ``pyproject.toml``, notebooks are paired
-correctly and no ``.ipynb`` is committed."""
+"""Packaging: ``environment.yml`` agrees with ``pyproject.toml``; the chapters are single
+MyST Markdown files (no ``.ipynb`` twins, none committed) that JupyterLab opens, runs and saves
+without rewriting them; ``make lab`` applies the project's Lab settings."""
 from __future__ import annotations
 
 import json
@@ -111,9 +112,23 @@ def test_environment_yml_pip_section_resolves():
 
 
 # ----------------------------------------------------------------------------- notebooks
-def test_jupytext_pairs_ipynb_with_myst_markdown():
-    cfg = tomllib.loads((ROOT / "jupytext.toml").read_text())
-    assert cfg.get("formats") == "ipynb,md:myst"
+MD_NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.md"))
+LAB_SETTINGS = ROOT / "jupyterlab-settings"
+
+
+def test_chapters_are_not_paired_with_ipynb():
+    """One file per chapter: the project's jupytext.toml (found first, so a personal jupytext
+    configuration cannot pair the chapters either) asks for no pairing."""
+    from jupytext.config import find_jupytext_configuration_file, load_jupytext_configuration_file
+
+    found = find_jupytext_configuration_file(str(ROOT / "notebooks"))
+    assert found is not None and Path(found) == ROOT / "jupytext.toml", found
+    config = load_jupytext_configuration_file(found)
+    for option in ("formats", "default_jupytext_formats"):
+        value = getattr(config, option)
+        pairing = [f for f in ([value] if isinstance(value, str) else list(value or [])) if f]
+        assert not pairing, (f"jupytext.toml pairs the chapters ({option} = {value!r}); JupyterLab opens "
+                             "the .md itself, a twin would be a second entry that can go stale")
 
 
 def test_no_ipynb_tracked_by_git():
@@ -122,61 +137,79 @@ def test_no_ipynb_tracked_by_git():
     r = subprocess.run(["git", "ls-files", "--", "*.ipynb"], cwd=ROOT, capture_output=True, text=True, check=True)
     tracked = r.stdout.split()
     assert tracked == [], f".ipynb files must not be committed (git rm --cached them): {tracked}"
-    # and .gitignore keeps new ones out
-    probe = subprocess.run(["git", "check-ignore", "-q", "notebooks/probe.ipynb"], cwd=ROOT)
-    assert probe.returncode == 0, ".gitignore must ignore *.ipynb"
+    # and .gitignore keeps new ones (and Lab's checkpoints) out
+    for probe in ("notebooks/probe.ipynb", "notebooks/.ipynb_checkpoints/probe-checkpoint.md"):
+        r = subprocess.run(["git", "check-ignore", "-q", probe], cwd=ROOT)
+        assert r.returncode == 0, f".gitignore must ignore {probe}"
 
 
-MD_NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.md"))
+def _header(md: Path) -> str:
+    text = md.read_text(encoding="utf-8")
+    assert text.startswith("---\n"), f"{md.name} has no YAML header"
+    return text[4:text.index("\n---\n", 4)]
 
 
-def _cells(path):
-    import jupytext
+def _lab_kernelspec() -> dict:
+    """The kernelspec JupyterLab writes into a notebook it runs with the ``python3`` kernel of
+    this environment, in Lab's key order (name, display_name, language)."""
+    from jupyter_client.kernelspec import KernelSpecManager
 
-    nb = jupytext.read(path)
-    return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in nb.cells]
-
-
-def pair_mismatch(md: Path, twin: Path) -> str | None:
-    """Why ``md`` and its paired ``twin`` disagree (cell types, sources, tags), or None."""
-    a, b = _cells(md), _cells(twin)
-    if len(a) != len(b):
-        return f"{md.name}: {len(a)} cells, {twin.name}: {len(b)} cells; run `make sync`"
-    for i, (ca, cb) in enumerate(zip(a, b, strict=True)):
-        if ca != cb:
-            return f"cell {i} differs between {md.name} and {twin.name}; run `make sync`"
-    return None
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    return {"name": "python3", "display_name": spec.display_name, "language": spec.language}
 
 
 @pytest.mark.parametrize("md", MD_NOTEBOOKS or [None], ids=[p.name for p in MD_NOTEBOOKS] or ["none"])
-def test_paired_notebook_has_the_same_cells(md):
+def test_chapter_kernelspec_is_what_lab_writes(md):
+    """JupyterLab rewrites the kernelspec when it opens a notebook; the chapters carry exactly
+    what it writes (values and order), so saving a chapter does not change its header."""
     if md is None:
         pytest.skip("no notebooks/*.md yet")
-    twin = md.with_suffix(".ipynb")
-    if not twin.exists():
-        pytest.skip(f"{md.name} has no .ipynb twin in the working tree (created by `make sync`)")
-    problem = pair_mismatch(md, twin)
-    assert problem is None, problem
+    kernelspec = yaml.safe_load(_header(md))["kernelspec"]
+    expected = _lab_kernelspec()
+    assert list(kernelspec.items()) == list(expected.items()), (
+        f"{md.name}: kernelspec {kernelspec}, JupyterLab writes {expected} (see CONTRIBUTING.md)")
 
 
-def test_pairing_round_trips_and_a_stale_twin_is_caught(tmp_path):
-    """On a clean clone there are no twins: pair every chapter in a scratch folder the way
-    `make sync` does, check nothing is lost, then make one twin stale and check it is caught."""
-    import jupytext
+def test_saving_a_chapter_through_jupytext_changes_nothing(tmp_path):
+    """What JupyterLab does on save, without a browser: jupytext's contents manager (the one Lab
+    uses) reads each chapter, the notebook gets the kernel's metadata as Lab sets it, and is
+    saved back. The file is byte-for-byte unchanged and no other file appears."""
+    from jupytext import TextFileContentsManager
 
     if not MD_NOTEBOOKS:
         pytest.skip("no notebooks/*.md yet")
+    shutil.copy(ROOT / "jupytext.toml", tmp_path / "jupytext.toml")
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
     for md in MD_NOTEBOOKS:
-        copy = tmp_path / md.name
-        shutil.copy2(md, copy)
-        twin = copy.with_suffix(".ipynb")
-        jupytext.write(jupytext.read(copy), twin)
-        assert pair_mismatch(copy, twin) is None, md.name
-    nb = jupytext.read(twin)
-    code = next(c for c in nb.cells if c.cell_type == "code")
-    code.source += "\n# edited in JupyterLab, not synced"
-    jupytext.write(nb, twin)
-    assert pair_mismatch(copy, twin) is not None
+        shutil.copy2(md, nbdir / md.name)
+    cm = TextFileContentsManager(root_dir=str(nbdir))
+    rewritten = []
+    for md in MD_NOTEBOOKS:
+        model = cm.get(md.name)
+        assert model["type"] == "notebook", f"{md.name} does not open as a notebook"
+        meta = model["content"]["metadata"]
+        meta["kernelspec"] = _lab_kernelspec()
+        meta["language_info"] = {"name": "python", "version": "3.x", "mimetype": "text/x-python"}
+        cm.save(model, md.name)
+        if (nbdir / md.name).read_bytes() != md.read_bytes():
+            rewritten.append(md.name)
+    assert not rewritten, f"saving rewrote {rewritten} (header, or not in canonical jupytext form)"
+    assert sorted(p.name for p in nbdir.iterdir()) == sorted(p.name for p in MD_NOTEBOOKS)
+
+
+def test_make_lab_applies_the_project_lab_settings():
+    """`make lab` passes jupyterlab-settings/ as Lab's application settings folder, whose
+    overrides.json makes jupytext's notebook view the default for Markdown and MyST files
+    (jupytext's documented default-viewer setting)."""
+    overrides = json.loads((LAB_SETTINGS / "overrides.json").read_text())
+    viewers = overrides["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]
+    assert viewers.get("markdown") == "Jupytext Notebook" and viewers.get("myst") == "Jupytext Notebook", viewers
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile[makefile.index("\nlab:"):].split("\n\n")[0]
+    assert "--LabApp.app_settings_dir" in recipe and "$(LAB_SETTINGS)" in recipe, recipe
+    assert re.search(r"^LAB_SETTINGS := \$\(CURDIR\)/jupyterlab-settings$", makefile, re.M)
+    assert "sync" not in re.findall(r"^([\w-]+):", makefile, re.M), "no pairing target (see jupytext.toml)"
 
 
 @pytest.mark.parametrize("md", MD_NOTEBOOKS or [None], ids=[p.name for p in MD_NOTEBOOKS] or ["none"])
