@@ -7,25 +7,25 @@ One interface for every mixer: ``forward(x[B, H, W, C]) -> [B, H, W, C]``.
 >>> m(torch.randn(2, 16, 16, 64)).shape
 torch.Size([2, 16, 16, 64])
 """
-from . import compat, complexity, data, fast, models, spectral  # noqa: E402
+from . import compat, complexity, data, fast, models, registry, spectral  # noqa: E402
 from ._checks import MixerConfigError, MixerInputError
 from .mixers import (
     AFNO,
-    MIXERS,
     GlobalFilter,
     KernelAttention,
     SelfAttention,
     SpectralConv2d,
     TokenMixer,
-    mixer,
 )
 from .models import TokenMixerNet, count_parameters  # noqa: E402
+from .registry import MIXERS, MixerSpec, mixer, register
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AFNO", "GlobalFilter", "KernelAttention", "SelfAttention", "SpectralConv2d", "TokenMixer",
-    "MIXERS", "mixer", "MixerConfigError", "MixerInputError", "use_book_style", "seed_everything",
+    "MIXERS", "MixerSpec", "mixer", "register", "registry", "MixerConfigError", "MixerInputError",
+    "use_book_style", "seed_everything",
     "default_device", "TokenMixerNet", "count_parameters", "compat", "complexity", "data", "fast", "models", "spectral",
 ]
 

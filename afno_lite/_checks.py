@@ -1,8 +1,12 @@
-"""Input validation shared by every mixer.
+"""Input validation shared by every module (mixers, models, trainer, data, PDE solver, explorers).
 
 Every public entry point checks its arguments here so that a reader gets one
 clear sentence naming the argument and what was expected, never a deep torch
-traceback.
+traceback. Exception types are consistent everywhere: a wrong *type* (not a tensor, a
+complex or integer tensor) is a ``TypeError``; a bad value of a hyper-parameter or option is
+a :class:`MixerConfigError` (or the trainer's ``ConfigError``, a subclass); a tensor of the
+wrong shape or with NaN/Inf is a :class:`MixerInputError`. All of them are ``ValueError``
+subclasses except ``TypeError``.
 """
 from __future__ import annotations
 
@@ -20,30 +24,35 @@ class MixerConfigError(ValueError):
     """Raised when a token mixer is built with invalid hyper-parameters."""
 
 
-def check_tokens(x, dim: int, name: str = "x", check_finite: bool = True) -> None:
-    """Check that ``x`` is a real floating tensor of shape ``[B, H, W, dim]``."""
+def check_tokens(x, dim: int, name: str = "x", check_finite: bool = True, channels_first: bool = False,
+                 owner: str = "the mixer", size_name: str = "dim") -> None:
+    """Check that ``x`` is a real floating tensor of shape ``[B, H, W, dim]`` (tokens, channels
+    last) or, with ``channels_first=True``, ``[B, dim, H, W]`` (images, as the models take them)."""
+    layout = "[B, C, H, W] (channels first)" if channels_first else "[B, H, W, C] (channels last)"
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape [B, H, W, C], got {type(x).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor of shape {layout.split(' (')[0]}, got {type(x).__name__}")
     if x.dim() != 4:
-        raise MixerInputError(
-            f"{name} must have rank 4 [B, H, W, C] (channels last), got rank {x.dim()} "
-            f"with shape {tuple(x.shape)}"
-        )
+        raise MixerInputError(f"{name} must have rank 4 {layout}, got rank {x.dim()} with shape {tuple(x.shape)}")
     if x.is_complex():
-        raise TypeError(f"{name} must be real (float16/bfloat16/float32/float64), got complex dtype {x.dtype}")
+        raise TypeError(f"{name} must be real (a real floating-point tensor: float16/bfloat16/float32/float64), "
+                        f"got complex dtype {x.dtype}")
     if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}; call x.float() first")
-    if x.shape[-1] != dim:
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}; call {name}.float() first "
+                        "(a real floating-point tensor is expected)")
+    axis = 1 if channels_first else -1
+    if x.shape[axis] != dim:
+        where = "in dimension 1" if channels_first else "in its last dimension"
+        expected = f"[B, {dim}, H, W]" if channels_first else f"[B, H, W, {dim}]"
         raise MixerInputError(
-            f"{name} has {x.shape[-1]} channels in its last dimension but the mixer was built "
-            f"with dim={dim}; expected shape [B, H, W, {dim}], got {tuple(x.shape)}"
+            f"{name} has {x.shape[axis]} channels {where} but {owner} was built with {size_name}={dim}; "
+            f"expected shape {expected}, got {tuple(x.shape)}"
         )
-    if min(x.shape[:3]) < 1:
+    if x.numel() == 0:
         raise MixerInputError(f"{name} has an empty batch or grid dimension: shape {tuple(x.shape)}")
     if check_finite and x.device.type != "meta" and not torch.isfinite(x).all():
         raise MixerInputError(
             f"{name} contains NaN or Inf values; pass finite inputs "
-            "(or build the mixer with check_finite=False to skip this check)"
+            f"(or build {owner} with check_finite=False to skip this check)"
         )
 
 
@@ -70,6 +79,27 @@ def check_positive_int(value, name: str) -> int:
     if not _is_int(value) or value < 1:
         raise MixerConfigError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def divisors(n: int) -> list[int]:
+    """Positive divisors of ``n`` (the valid ``num_heads``/``num_blocks`` for ``dim = n``)."""
+    n = check_positive_int(n, "n")
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def check_divides(value, dim: int, name: str) -> int:
+    """A positive integer that divides ``dim`` (heads, blocks); the error lists the valid ones."""
+    value = check_positive_int(value, name)
+    if dim % value:
+        raise MixerConfigError(f"dim={dim} must be divisible by {name}={value}; valid {name}: {divisors(dim)}")
+    return value
+
+
+def check_choice(value, name: str, choices, error: type[Exception] | None = None):
+    """``value`` if it is one of ``choices``, else a clear error listing them."""
+    if isinstance(value, (list, dict, set)) or value not in choices:
+        raise (error or MixerConfigError)(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
 
 
 def check_nonnegative_int(value, name: str) -> int:
@@ -107,3 +137,16 @@ def check_modes(modes, name: str = "modes") -> tuple[int, int]:
     if not (isinstance(modes, (tuple, list)) and len(modes) == 2):
         raise MixerConfigError(f"{name} must be a pair (m_h, m_w) of integers >= 0, got {modes!r}")
     return check_nonnegative_int(modes[0], f"{name}[0]"), check_nonnegative_int(modes[1], f"{name}[1]")
+
+
+def check_image(x, name: str = "x") -> torch.Tensor:
+    """A finite real image ``[H, W]`` (at least 2x2), returned detached as float64 on the CPU
+    (the explorers' inputs)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point() or x.is_complex():
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise MixerConfigError(f"{name} must be a real floating-point tensor of shape [H, W], got {shape}")
+    if min(x.shape) < 2:
+        raise MixerConfigError(f"{name} must be at least 2x2, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise MixerConfigError(f"{name} contains NaN or Inf values")
+    return x.detach().cpu().double()

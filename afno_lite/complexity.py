@@ -54,7 +54,8 @@ afno_fast      as afno (same tensors)             ``4 B K d b f``: one complex `
                                                   ``matmul_real`` = 4x, the same as afno's
 =============  =================================  ==================================================
 
-For ``afno_fast`` (registered when :mod:`afno_lite.fast` is imported) with
+The formulas themselves live in each mixer's record (:mod:`afno_lite.registry`); this module
+adds the FFT estimate and checks arguments. For ``afno_fast`` with
 ``keep_fraction < 1`` the FFT along ``H`` is pruned to the kept columns; ``fft`` here
 is the full-grid estimate, an upper bound.
 
@@ -62,19 +63,15 @@ is the full-grid estimate, an upper bound.
 """
 from __future__ import annotations
 
-import inspect
 import math
 
 import torch
 
-from ._checks import MixerConfigError, MixerInputError, check_grid, check_positive_int
-from .mixers import MIXERS
-from .spectral import kept_mode_mask
+from ._checks import MixerConfigError, check_grid, check_positive_int
+from .registry import SPECS, accepted_kwargs, spec
 
-__all__ = ["FORMULA_MIXERS", "PAPER_TABLE_1", "parameter_count", "flops", "fft_flops", "measure_flops",
+__all__ = ["PAPER_TABLE_1", "parameter_count", "flops", "fft_flops", "measure_flops",
            "complexity_table"]
-
-FORMULA_MIXERS = ("attention", "kernel_attention", "fno", "gfn", "afno", "afno_fast")
 
 #: Guibas et al. (2021), Table 1 ("Complexity, parameter count, and interpretation"),
 #: as printed there: N = hw tokens, d channels, k AFNO blocks; leading-order counts.
@@ -87,59 +84,42 @@ PAPER_TABLE_1 = {
 }
 
 
+#: The leading-order values of those formulas, ``(flops, params)`` as functions of ``N, d, k``
+#: (``log`` read as ``log2``).
+_PAPER_VALUES = {
+    "attention": lambda N, d, k, logN: (N * N * d + 3 * N * d * d, 3 * d * d),
+    "gfn": lambda N, d, k, logN: (N * d + N * d * logN, N * d),
+    "fno": lambda N, d, k, logN: (N * d * d + N * d * logN, N * d * d),
+    "afno": lambda N, d, k, logN: (N * d * d / k + N * d * logN, (1 + 4 / k) * d * d + 4 * d),
+}
+
+
 def _paper_values(name: str, N: int, d: int, k: int) -> tuple[float, float]:
-    logN = math.log2(N) if N > 1 else 0.0
-    if name == "attention":
-        return N * N * d + 3 * N * d * d, 3 * d * d
-    if name == "gfn":
-        return N * d + N * d * logN, N * d
-    if name == "fno":
-        return N * d * d + N * d * logN, N * d * d
-    return N * d * d / k + N * d * logN, (1 + 4 / k) * d * d + 4 * d
+    return _PAPER_VALUES[name](N, d, k, math.log2(N) if N > 1 else 0.0)
 
 
 # --------------------------------------------------------------------------- configuration
-def _config(name: str, dim: int, grid, kw: dict) -> dict:
-    """Validate exactly as the mixer's constructor does (it is built on the ``meta``
-    device, which allocates nothing) and return its full keyword configuration."""
-    if not isinstance(name, str) or name not in MIXERS:
-        raise MixerConfigError(f"unknown mixer name {name!r}; expected one of {sorted(MIXERS)}")
-    if name not in FORMULA_MIXERS:
-        raise MixerConfigError(f"no complexity formula for mixer {name!r}; formulas exist for {list(FORMULA_MIXERS)}")
+def _module(name: str, dim: int, grid, kw: dict) -> torch.nn.Module:
+    """The mixer ``name`` built on the ``meta`` device (shapes only, nothing allocated), which
+    validates ``kw`` exactly as the constructor does. ``grid`` fills in a ``grid=`` argument
+    (a filter grid) when the constructor takes one and ``kw`` lacks it."""
+    record = spec(name)
     dim = check_positive_int(dim, "dim")
-    cls = MIXERS[name]
-    sig = inspect.signature(cls).parameters
-    accepted = [p for p in sig if p != "dim"]
+    accepted, _ = accepted_kwargs(name)
     unknown = sorted(set(kw) - set(accepted))
     if unknown:
         raise MixerConfigError(f"mixer {name!r} got unknown keyword argument(s) {unknown}; expected some of {accepted}")
     kw = dict(kw)
-    if name == "gfn" and grid is not None:
+    if grid is not None and "grid" in accepted and "grid" not in kw:
         kw["grid"] = grid
     with torch.device("meta"):
-        m = cls(dim, **kw)
-    cfg = {p: v.default for p, v in sig.items() if v.default is not inspect.Parameter.empty}
-    cfg.update(kw)
-    cfg["module"] = m
-    return cfg
+        return record.cls(dim, **kw)
 
 
 def parameter_count(name: str, dim: int, grid=None, **kw) -> int:
     """Number of parameters of ``afno_lite.mixer(name, dim, **kw)`` from its formula
     (``grid`` is the filter grid of ``gfn``; unused by the others)."""
-    cfg = _config(name, dim, grid, kw)
-    d = dim
-    if name in ("attention", "kernel_attention"):
-        return 4 * d * d + (3 * d if cfg["qkv_bias"] else 0) + d
-    if name == "fno":
-        m_h, m_w = cfg["module"].modes
-        return 2 * (2 * m_h + 1) * (m_w + 1) * d * d
-    if name == "gfn":
-        H0, W0 = cfg["module"].grid
-        return 2 * H0 * (W0 // 2 + 1) * d
-    k, f = cfg["module"].num_blocks, cfg["module"].hidden_factor
-    b = d // k
-    return 4 * d * b * f + 2 * d * f + 2 * d       # w1 + w2, b1, b2 (b1/b2 exist even with bias=False)
+    return int(spec(name).params(_module(name, dim, grid, kw)))
 
 
 def fft_flops(grid, channels: int, batch: int = 1) -> float:
@@ -158,32 +138,9 @@ def flops(name: str, dim: int, grid, batch: int = 1, **kw) -> dict:
     for what each one counts)."""
     H, W = check_grid(grid)
     B = check_positive_int(batch, "batch")
-    cfg = _config(name, dim, (H, W), kw)
-    d, N = dim, H * W
-    out = {"matmul": 0, "matmul_real": 0, "elementwise": 0, "fft": 0.0}
-    if name in ("attention", "kernel_attention"):
-        out["matmul"] = out["matmul_real"] = B * (8 * N * d * d + 4 * N * N * d)
-    elif name == "fno":
-        m_h, m_w = cfg["module"].modes
-        if m_h > H // 2 or m_w > W // 2:
-            raise MixerInputError(
-                f"modes={(m_h, m_w)} is larger than the grid {H}x{W} allows (at most ({H // 2}, {W // 2}))"
-            )
-        R, M = min(2 * m_h + 1, H), m_w + 1
-        out["matmul"] = 2 * B * R * M * d * d
-        out["matmul_real"] = 4 * out["matmul"]
-        out["fft"] = fft_flops((H, W), d, B)
-    elif name == "gfn":
-        out["elementwise"] = 6 * B * H * (W // 2 + 1) * d
-        out["fft"] = fft_flops((H, W), d, B)
-    else:
-        m = cfg["module"]
-        kept = int(kept_mode_mask(H, W, m.keep_fraction).sum())
-        b = d // m.num_blocks
-        out["matmul_real"] = 16 * B * kept * d * b * m.hidden_factor
-        # afno: 8 real einsums; afno_fast: 2 complex baddbmm, counted as real ones (1/4 of the real flops)
-        out["matmul"] = out["matmul_real"] if name == "afno" else out["matmul_real"] // 4
-        out["fft"] = fft_flops((H, W), d, B)
+    record = spec(name)
+    out = {"matmul": 0, "matmul_real": 0, "elementwise": 0, **record.flops(_module(name, dim, (H, W), kw), H, W, B)}
+    out["fft"] = fft_flops((H, W), dim, B) if record.spectral else 0.0
     out["total"] = out["matmul_real"] + out["elementwise"] + out["fft"]
     return out
 
@@ -216,7 +173,7 @@ def complexity_table(dim: int, grid, batch: int = 1, num_blocks: int = 8, hidden
     kws = {
         "attention": {"num_heads": num_heads},
         "gfn": {},
-        "fno": {"modes": tuple(fno_modes) if fno_modes is not None else (H // 2, W // 2)},
+        "fno": {"modes": tuple(fno_modes)} if fno_modes is not None else SPECS["fno"].grid_kw(H, W),
         "afno": {"num_blocks": num_blocks, "hidden_factor": hidden_factor, "keep_fraction": keep_fraction},
     }
     rows = []

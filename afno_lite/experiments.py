@@ -205,8 +205,10 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
         if run_key(cfg) not in seen:
             seen.add(run_key(cfg))
             tasks.append((name, cfg, str(run_root), fresh, command))
-    # the slowest runs first, so that the parallel workers finish together
-    tasks.sort(key=lambda t: (t[1]["task"] != "pde", t[1].get("mixer") != "attention"))
+    # the slowest runs first (PDE, then mixers whose cost grows fastest), so that the workers finish together
+    from .registry import spec
+
+    tasks.sort(key=lambda t: (t[1]["task"] != "pde", -spec(t[1].get("mixer", "afno")).growth))
     if jobs > 1 and len(tasks) > 1:
         import multiprocessing as mp
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .mixers import _LOW_PRECISION, AFNO, MIXERS
-from .spectral import hermitian_project, kept_mode_cutoffs
+from .mixers import _LOW_PRECISION, AFNO
+from .spectral import hermitian_project, kept_mode_cutoffs, kept_rows
 
 __all__ = ["FastAFNO", "to_channels_first", "to_channels_last"]
 
@@ -117,7 +117,7 @@ def _per_batch(t: torch.Tensor, B: int) -> torch.Tensor:
 class FastAFNO(AFNO):
     """AFNO token mixer, same parameters and outputs as :class:`afno_lite.mixers.AFNO`
     (see that class for the arguments), computed with channels-first FFTs and one batched
-    complex matmul per layer. Registered as ``"afno_fast"``.
+    complex matmul per layer. Registered as ``"afno_fast"`` in :mod:`afno_lite.registry`.
 
     >>> import torch
     >>> from afno_lite.mixers import AFNO
@@ -136,16 +136,11 @@ class FastAFNO(AFNO):
         Xb = X.reshape(B * k, self.block_size, R * M)
         W1 = _per_batch(_complex_weight(self.w1, rdt), B)
         W2 = _per_batch(_complex_weight(self.w2, rdt), B)
-        if self.use_bias:
-            h = torch.baddbmm(_per_batch(_complex_bias(self.b1, rdt), B), W1, Xb)
-        else:
-            h = torch.bmm(W1, Xb)
+        # biases fused (frozen zeros when bias=False: the same code either way)
+        h = torch.baddbmm(_per_batch(_complex_bias(self.b1, rdt), B), W1, Xb)
         if self.activation == "relu":  # on real and imaginary parts separately
             h = torch.view_as_complex(F.relu(torch.view_as_real(h)))
-        if self.use_bias:
-            o = torch.baddbmm(_per_batch(_complex_bias(self.b2, rdt), B), W2, h)
-        else:
-            o = torch.bmm(W2, h)
+        o = torch.baddbmm(_per_batch(_complex_bias(self.b2, rdt), B), W2, h)
         o = F.softshrink(torch.view_as_real(o), self.sparsity_threshold)
         return torch.view_as_complex(o).view(B, C, R, M)
 
@@ -163,12 +158,11 @@ class FastAFNO(AFNO):
         else:  # pruned: FFT along H only for the kept columns
             X = torch.fft.rfft(xc, dim=-1, norm="ortho")[..., :M]
             X = torch.fft.fft(X, dim=-2, norm="ortho")
-        if 2 * m_h + 1 < H:  # kept rows: k_H = 0..m_h and -m_h..-1
-            lo, hi = X[..., : m_h + 1, :], X[..., H - m_h:, :]
-            o = self._mlp(torch.cat([lo, hi], dim=-2))
+        _, rows = kept_rows(H, m_h)                                  # k_H = 0..m_h, -m_h..-1
+        if len(rows) < H:
+            o = self._mlp(X[..., rows, :])
             Y = o.new_zeros(B, C, H, M)
-            Y[..., : m_h + 1, :] = o[..., : m_h + 1, :]
-            Y[..., H - m_h:, :] = o[..., m_h + 1:, :]
+            Y[..., rows, :] = o
         else:
             Y = self._mlp(X)
         # backend-independent inverse (see afno_lite.spectral.hermitian_project)
@@ -180,6 +174,3 @@ class FastAFNO(AFNO):
             y = torch.fft.irfft(y, n=W, dim=-1, norm="ortho")
         y = to_channels_last(y, dtype)
         return y + x if self.residual else y
-
-
-MIXERS["afno_fast"] = FastAFNO

@@ -8,12 +8,23 @@
 * :class:`AFNO` -- chapter "AFNO, step by step" (the readable reference; the fast
   path lives in :mod:`afno_lite.fast` and must agree with it).
 
-Build any of them by name with :func:`mixer`.
+Build any of them by name with :func:`afno_lite.mixer` (the records of
+:mod:`afno_lite.registry`).
+
+"modes" always means Fourier modes here. :class:`SpectralConv2d` takes ``modes=(m_h, m_w)``:
+signed rows ``|k_H| <= m_h`` and rfft columns ``0 <= k_W <= m_w``. Li et al.'s
+``SpectralConv2d(in, out, modes1, modes2)`` keeps rows ``:modes1`` and ``-modes1:`` and
+columns ``:modes2``, i.e. ``-modes1 <= k_H <= modes1 - 1`` and ``k_W <= modes2 - 1``: their
+``modes2`` is our ``m_w + 1``; their ``modes1`` keeps one row more on the negative side than
+``m_h = modes1 - 1`` (ours is symmetric in ±k_H). neuraloperator's ``n_modes=(n_1, n_2)``
+counts modes on the full axes: ``n_1 = 2 m_h + 1`` rows centred on ``k_H = 0`` and
+``n_2 // 2 + 1 = m_w + 1`` rfft columns. AFNO's ``keep_fraction`` sets ``(m_h, m_w)`` from
+the grid (:func:`afno_lite.spectral.kept_mode_cutoffs`).
 """
 from __future__ import annotations
 
-import inspect
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +33,7 @@ from torch import nn
 from ._checks import (
     MixerConfigError,
     MixerInputError,
+    check_divides,
     check_fraction,
     check_grid,
     check_modes,
@@ -30,10 +42,10 @@ from ._checks import (
     check_same_dtype,
     check_tokens,
 )
-from .spectral import hermitian_project, kept_mode_cutoffs
+from .spectral import hermitian_project, kept_mode_cutoffs, kept_rows
 
 __all__ = ["TokenMixer", "SelfAttention", "KernelAttention", "SpectralConv2d", "GlobalFilter",
-           "AFNO", "mixer", "MIXERS"]
+           "AFNO", "AFNOSpectrum"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -57,12 +69,7 @@ class SelfAttention(TokenMixer):
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, check_finite: bool = True):
         super().__init__(dim, check_finite)
-        self.num_heads = check_positive_int(num_heads, "num_heads")
-        if dim % num_heads:
-            divisors = [d for d in range(1, dim + 1) if dim % d == 0]
-            raise MixerConfigError(
-                f"dim={dim} must be divisible by num_heads={num_heads}; valid num_heads: {divisors}"
-            )
+        self.num_heads = check_divides(num_heads, dim, "num_heads")
         self.head_dim = dim // num_heads
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.k = nn.Linear(dim, dim, bias=qkv_bias)
@@ -143,25 +150,13 @@ def _as_complex(w: torch.Tensor, real_dtype: torch.dtype) -> torch.Tensor:
     return torch.view_as_complex(w.to(real_dtype).contiguous())
 
 
-def _row_indices(H: int, m_h: int) -> tuple[list[int], list[int]]:
-    """For signed rows ``k = -m_h..m_h``: (positions in a ``2*m_h+1`` weight, grid rows).
-    When ``2*m_h >= H`` two signed frequencies alias to one grid row; the first wins."""
-    pos, rows, seen = [], [], set()
-    for i, k in enumerate(range(-m_h, m_h + 1)):
-        r = k % H
-        if r not in seen:
-            seen.add(r)
-            pos.append(i)
-            rows.append(r)
-    return pos, rows
-
-
 # --------------------------------------------------------------------------- FNO
 class SpectralConv2d(TokenMixer):
     """Discrete Fourier Neural Operator layer: a dense complex ``C x C`` matrix per
     kept mode, ``y = IRFFT2(W_k · RFFT2(x)_k)``.
 
-    ``modes=(m_h, m_w)`` keeps ``|k_H| <= m_h`` (symmetric in ±k_H) and ``0 <= k_W <= m_w``.
+    ``modes=(m_h, m_w)`` keeps ``|k_H| <= m_h`` (symmetric in ±k_H) and ``0 <= k_W <= m_w``
+    (see the module docstring for Li et al.'s ``modes1, modes2`` and neuraloperator's ``n_modes``).
     The weight has shape ``[2*m_h+1, m_w+1, C, C, 2]`` (last axis: real, imaginary),
     indexed by the signed row frequency ``k_H + m_h``; it acts as ``X @ W``.
     The same weights run on any grid with ``H >= 2*m_h`` and ``W >= 2*m_w``.
@@ -194,7 +189,7 @@ class SpectralConv2d(TokenMixer):
         dtype = x.dtype
         X = _rfft2(_to_fft_dtype(x))
         m_h, m_w = self.modes
-        pos, rows = _row_indices(H, m_h)
+        pos, rows = kept_rows(H, m_h)
         Xk = X[:, rows, : m_w + 1]                                   # [B, R, M, C]
         Wk = _as_complex(self.weight[pos], X.real.dtype)             # [R, M, C, C]
         Yk = torch.einsum("brmi,rmio->brmo", Xk, Wk)
@@ -258,7 +253,8 @@ class AFNO(TokenMixer):
     sparsity_threshold: ``λ`` of the soft-thresholding (depends on the ``"ortho"`` FFT norm).
     keep_fraction: hard thresholding, keep modes with ``|k_H| <= ⌊f·H//2⌋`` and
         ``k_W <= ⌊f·W//2⌋`` (see :func:`afno_lite.spectral.kept_mode_mask`); 1.0 keeps all.
-    bias: add the MLP biases ``b1``, ``b2``.
+    bias: learn the MLP biases ``b1``, ``b2``; with ``bias=False`` they stay in the module
+        (NVIDIA's layout) as zeros that never train, and the forward pass is the same code.
     activation: ``"relu"`` (applied to real and imaginary parts separately) or ``None``.
     residual: add the input back (``x + bias`` in the pseudo-code).
     """
@@ -268,12 +264,7 @@ class AFNO(TokenMixer):
                  bias: bool = True, activation: str | None = "relu", residual: bool = True,
                  check_finite: bool = True):
         super().__init__(dim, check_finite)
-        self.num_blocks = check_positive_int(num_blocks, "num_blocks")
-        if dim % num_blocks:
-            divisors = [d for d in range(1, dim + 1) if dim % d == 0]
-            raise MixerConfigError(
-                f"dim={dim} must be divisible by num_blocks={num_blocks}; valid num_blocks: {divisors}"
-            )
+        self.num_blocks = check_divides(num_blocks, dim, "num_blocks")
         self.hidden_factor = check_positive_int(hidden_factor, "hidden_factor")
         self.sparsity_threshold = check_nonnegative(sparsity_threshold, "sparsity_threshold")
         self.keep_fraction = check_fraction(keep_fraction)
@@ -310,59 +301,46 @@ class AFNO(TokenMixer):
         dt = xr.dtype
         w1, b1, w2, b2 = (p.to(dt) for p in (self.w1, self.b1, self.w2, self.b2))
         mm = lambda t, w: torch.einsum("...bi,bio->...bo", t, w)  # noqa: E731
-        use_b = self.use_bias
-        o1r = mm(xr, w1[0]) - mm(xi, w1[1]) + (b1[0] if use_b else 0)
-        o1i = mm(xi, w1[0]) + mm(xr, w1[1]) + (b1[1] if use_b else 0)
+        o1r = mm(xr, w1[0]) - mm(xi, w1[1]) + b1[0]    # (biases are frozen zeros when bias=False)
+        o1i = mm(xi, w1[0]) + mm(xr, w1[1]) + b1[1]
         o1r, o1i = self._act(o1r), self._act(o1i)
-        o2r = mm(o1r, w2[0]) - mm(o1i, w2[1]) + (b2[0] if use_b else 0)
-        o2i = mm(o1i, w2[0]) + mm(o1r, w2[1]) + (b2[1] if use_b else 0)
+        o2r = mm(o1r, w2[0]) - mm(o1i, w2[1]) + b2[0]
+        o2i = mm(o1i, w2[0]) + mm(o1r, w2[1]) + b2[1]
         return o2r, o2i
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check(x)
-        residual = x
-        dtype = x.dtype
+    def spectrum(self, x: torch.Tensor) -> AFNOSpectrum:
+        """The spectrum of ``x`` at the kept modes, before and after soft-thresholding.
+
+        This is the first half of :meth:`forward` (which calls it): ``rfft2``, the kept rows and
+        columns, the block MLP, ``softshrink``. The sparsity diagnostics and the explorers read
+        ``after`` (``before`` shows what shrinkage removed)."""
         x = _to_fft_dtype(x)
         B, H, W, C = x.shape
-        Wr = W // 2 + 1
-        X = _rfft2(x).reshape(B, H, Wr, self.num_blocks, self.block_size)
+        X = _rfft2(x).reshape(B, H, W // 2 + 1, self.num_blocks, self.block_size)
         m_h, m_w = kept_mode_cutoffs(H, W, self.keep_fraction)
-        rows = [k % H for k in range(-m_h, m_h + 1)] if 2 * m_h + 1 < H else list(range(H))
+        _, rows = kept_rows(H, m_h)
         Xk = X[:, rows, : m_w + 1]
         o2r, o2i = self.block_mlp(Xk.real, Xk.imag)
         lam = self.sparsity_threshold
-        o = torch.complex(F.softshrink(o2r, lam), F.softshrink(o2i, lam))
-        Y = X.new_zeros(X.shape)
-        Y[:, rows, : m_w + 1] = o
-        y = _irfft2(Y.reshape(B, H, Wr, C), H, W).to(dtype)
-        return y + residual if self.residual else y
+        after = torch.complex(F.softshrink(o2r, lam), F.softshrink(o2i, lam))
+        return AFNOSpectrum(torch.complex(o2r, o2i), after, rows, m_w + 1, (H, W))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        s = self.spectrum(x)
+        (H, W), B, C = s.grid, x.shape[0], self.dim
+        Y = s.after.new_zeros(B, H, W // 2 + 1, self.num_blocks, self.block_size)
+        Y[:, s.rows, : s.cols] = s.after
+        y = _irfft2(Y.reshape(B, H, W // 2 + 1, C), H, W).to(x.dtype)
+        return y + x if self.residual else y
 
 
-# --------------------------------------------------------------------------- registry
-MIXERS = {
-    "attention": SelfAttention,
-    "kernel_attention": KernelAttention,
-    "fno": SpectralConv2d,
-    "gfn": GlobalFilter,
-    "afno": AFNO,
-}
+class AFNOSpectrum(NamedTuple):
+    """What :meth:`AFNO.spectrum` returns: block-MLP outputs ``[B, R, M, k, b]`` at the kept
+    modes (``rows`` of the rfft half-plane, columns ``0..cols-1``) on a grid ``(H, W)``."""
 
-
-def mixer(name: str, dim: int, **kw) -> TokenMixer:
-    """Build a token mixer by name: ``attention``, ``kernel_attention``, ``fno``,
-    ``gfn``, ``afno`` (and ``afno_fast`` once :mod:`afno_lite.fast` is imported).
-
-    >>> m = mixer("afno", 64, num_blocks=4)
-    """
-    if not isinstance(name, str) or name not in MIXERS:
-        raise MixerConfigError(f"unknown mixer name {name!r}; expected one of {sorted(MIXERS)}")
-    cls = MIXERS[name]
-    params = inspect.signature(cls).parameters
-    accepted = [p for p in params if p != "dim"]
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    unknown = sorted(set(kw) - set(accepted))
-    if unknown and not takes_any:
-        raise MixerConfigError(
-            f"mixer {name!r} got unknown keyword argument(s) {unknown}; expected some of {accepted}"
-        )
-    return cls(dim, **kw)
+    before: torch.Tensor     # complex, before soft-thresholding
+    after: torch.Tensor      # complex, after soft-thresholding (what the inverse FFT receives)
+    rows: list
+    cols: int
+    grid: tuple

@@ -29,16 +29,15 @@ with :func:`afno_lite.compat.load_nvidia_afno_blocks`.
 """
 from __future__ import annotations
 
-import inspect
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import MixerConfigError, MixerInputError, check_positive_int
-from .mixers import MIXERS
-from .mixers import mixer as build_mixer
+from ._checks import MixerConfigError, MixerInputError, check_choice, check_positive_int, check_tokens
+from .registry import accepted_kwargs, spec
+from .registry import mixer as build_mixer
 
 __all__ = ["TokenMixerNet", "Block", "Mlp", "count_parameters", "HEADS"]
 
@@ -107,10 +106,11 @@ class TokenMixerNet(nn.Module):
     embed_dim, depth, mlp_ratio: width, number of blocks, MLP hidden width factor.
     head: ``"image"`` (image-to-image) or ``"classify"`` (mean pool + linear).
     num_classes: outputs of the classification head.
-    mixer_kw: extra keyword arguments for every mixer. Filled in when absent:
-        ``grid=(h, w)`` for ``gfn``; ``modes=(h//2, w//2)`` (every mode of the token
-        grid) for ``fno``; ``residual=False`` for mixers that take it (AFNO, see the
-        module docstring); ``check_finite=False`` (the network checks its input once).
+    mixer_kw: extra keyword arguments for every mixer. Filled in when absent: the record's
+        ``grid_kw(h, w)`` (:mod:`afno_lite.registry`: ``grid=(h, w)`` for ``gfn``,
+        ``modes=(h//2, w//2)``, every mode of the token grid, for ``fno``);
+        ``residual=False`` for mixers that take it (AFNO, see the module docstring);
+        ``check_finite=False`` (the network checks its input once).
     check_finite: reject images containing NaN/Inf.
 
     >>> net = TokenMixerNet("afno", img_size=32, in_chans=3)
@@ -123,10 +123,8 @@ class TokenMixerNet(nn.Module):
                  head: str = "image", num_classes: int = 10, mixer_kw: dict | None = None,
                  check_finite: bool = True):
         super().__init__()
-        if not isinstance(mixer, str) or mixer not in MIXERS:
-            raise MixerConfigError(f"unknown mixer name {mixer!r}; expected one of {sorted(MIXERS)}")
-        if head not in HEADS:
-            raise MixerConfigError(f"head must be one of {HEADS}, got {head!r}")
+        spec(mixer)                                # a clear error for an unknown name
+        check_choice(head, "head", HEADS)
         self.img_size = _pair(img_size, "img_size")
         self.patch_size = _pair(patch_size, "patch_size")
         (H, W), (ph, pw) = self.img_size, self.patch_size
@@ -169,12 +167,9 @@ class TokenMixerNet(nn.Module):
 
     # ------------------------------------------------------------------ construction helpers
     def _mixer_kwargs(self, name: str, kw: dict) -> dict:
-        accepted = inspect.signature(MIXERS[name]).parameters
-        h, w = self.grid
-        if "grid" in accepted and "grid" not in kw:
-            kw["grid"] = (h, w)
-        if name == "fno" and "modes" not in kw:
-            kw["modes"] = (h // 2, w // 2)
+        accepted, _ = accepted_kwargs(name)
+        for k, v in spec(name).grid_kw(*self.grid).items():
+            kw.setdefault(k, v)
         if "residual" in accepted and "residual" not in kw:
             kw["residual"] = False
         if "check_finite" in accepted and "check_finite" not in kw:
@@ -217,23 +212,14 @@ class TokenMixerNet(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def _check_input(self, x) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor of shape [B, C, H, W], got {type(x).__name__}")
-        if x.dim() != 4:
-            raise MixerInputError(
-                f"x must be an image batch of rank 4 [B, C, H, W] (channels first), got rank {x.dim()} "
-                f"with shape {tuple(x.shape)}"
-            )
-        if x.is_complex() or not x.is_floating_point():
-            raise TypeError(f"x must be a real floating-point tensor, got dtype {x.dtype}")
-        B, C, H, W = x.shape
-        if C != self.in_chans:
-            raise MixerInputError(
-                f"x has {C} channels but the model was built with in_chans={self.in_chans}; "
-                f"expected shape [B, {self.in_chans}, H, W], got {tuple(x.shape)}"
-            )
+        """Images ``[B, C_in, H, W]``: checked as channels-first "tokens" by
+        :func:`afno_lite._checks.check_tokens` (same messages and exception types as the
+        mixers), then the patch divisibility and the dtype of the parameters."""
+        check_tokens(x, self.in_chans, "x", self.check_finite, channels_first=True, owner="the model",
+                     size_name="in_chans")
+        H, W = x.shape[-2:]
         ph, pw = self.patch_size
-        if H % ph or W % pw or H == 0 or W == 0 or B == 0:
+        if H % ph or W % pw:
             raise MixerInputError(
                 f"x has spatial size {H}x{W}, which must be non-empty and divisible by "
                 f"patch_size={self.patch_size}"
@@ -242,9 +228,6 @@ class TokenMixerNet(nn.Module):
         if x.dtype != dtype:
             raise TypeError(f"x has dtype {x.dtype} but the model's parameters are {dtype}; "
                             f"convert one of them (x.to({dtype}) or model.to({x.dtype}))")
-        if self.check_finite and not torch.isfinite(x).all():
-            raise MixerInputError("x contains NaN or Inf values; pass finite images "
-                                  "(or build the model with check_finite=False)")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised output tokens ``[B, h, w, D]`` for images ``x[B, C_in, H, W]``."""

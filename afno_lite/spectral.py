@@ -32,6 +32,7 @@ __all__ = [
     "frequency_grid",
     "kept_mode_cutoffs",
     "kept_mode_mask",
+    "kept_rows",
     "fno_mode_mask",
     "nvidia_kept_mode_mask",
     "rfft_multiplicity",
@@ -71,6 +72,24 @@ def kept_mode_cutoffs(H: int, W: int, keep_fraction: float) -> tuple[int, int]:
     H = check_positive_int(H, "H")
     W = check_positive_int(W, "W")
     return math.floor(f * (H // 2) + 1e-9), math.floor(f * (W // 2) + 1e-9)
+
+
+def kept_rows(H: int, m_h: int) -> tuple[list[int], list[int]]:
+    """The rows of an ``H``-row half-spectrum with ``|k_H| <= m_h``, in grid order.
+
+    Returns ``(slots, rows)``: ``rows[i]`` is a grid row and ``slots[i]`` the index ``k_H + m_h``
+    of its signed frequency in a ``2*m_h + 1`` weight (an FNO's first weight axis). When
+    ``2*m_h >= H`` two signed frequencies alias to one row (``±H/2`` for even ``H``); the
+    negative one, first in ``-m_h..m_h``, is kept. Used by every spectral mixer that acts on
+    the lowest rows only (AFNO's hard thresholding, FastAFNO, FNO)."""
+    H = check_positive_int(H, "H")
+    if isinstance(m_h, bool) or not isinstance(m_h, int) or m_h < 0:
+        raise MixerConfigError(f"m_h must be an integer >= 0, got {m_h!r}")
+    first: dict[int, int] = {}
+    for slot, k in enumerate(range(-m_h, m_h + 1)):
+        first.setdefault(k % H, slot)
+    rows = sorted(first)
+    return [first[r] for r in rows], rows
 
 
 def kept_mode_mask(H: int, W: int, keep_fraction: float = 1.0) -> torch.Tensor:

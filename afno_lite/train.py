@@ -45,12 +45,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import fast as _fast  # noqa: F401  (registers "afno_fast")
-from .complexity import FORMULA_MIXERS, fft_flops, measure_flops
 from .complexity import flops as mixer_flops
+from .complexity import measure_flops
 from .data import inpainting_data, pde_data
-from .mixers import MIXERS
 from .models import TokenMixerNet, count_parameters
+from .registry import MIXERS
 
 __all__ = ["TrainConfig", "ConfigError", "TASKS", "fit", "build_model", "make_data", "evaluate", "psnr", "ssim",
            "model_flops", "afno_sparsity", "weights_digest", "encode_array", "decode_array", "load_model", "main"]
@@ -327,15 +326,10 @@ def model_flops(model: TokenMixerNet, img_size: int | None = None) -> dict:
     mix_measured, mix_formula, fft = 0, 0.0, 0.0
     for m, t in seen:
         mix_measured += measure_flops(m, t)
-        name = model.mixer_name
-        grid = tuple(t.shape[1:3])
-        if name in FORMULA_MIXERS:
-            kw = {k: v for k, v in model.mixer_kw.items() if k != "grid"}
-            f = mixer_flops(name, m.dim, grid, 1, **kw)
-            mix_formula += f["total"]
-            fft += f["fft"]
-        else:  # pragma: no cover - every registered mixer has a formula today
-            mix_formula += measure_flops(m, t) + fft_flops(grid, m.dim)
+        kw = {k: v for k, v in model.mixer_kw.items() if k != "grid"}
+        f = mixer_flops(model.mixer_name, m.dim, tuple(t.shape[1:3]), 1, **kw)   # every record has formulas
+        mix_formula += f["total"]
+        fft += f["fft"]
     return {"total": float(total_measured - mix_measured + mix_formula), "mixers": float(mix_formula),
             "fft": float(fft)}
 
@@ -347,7 +341,6 @@ def afno_sparsity(model: nn.Module, x: torch.Tensor) -> float | None:
     on them separately; modes dropped by ``keep_fraction`` count as zeros), averaged over the
     mixers. ``None`` when the model has no AFNO mixer."""
     from .mixers import AFNO
-    from .spectral import kept_mode_cutoffs
 
     model = getattr(model, "module", model)
     inputs = []
@@ -365,17 +358,10 @@ def afno_sparsity(model: nn.Module, x: torch.Tensor) -> float | None:
         model.train(was_training)
     fracs = []
     for m, t in inputs:
-        t = t.float()
         B, H, W, C = t.shape
-        Wr = W // 2 + 1
-        X = torch.fft.rfft2(t, dim=(1, 2), norm="ortho").reshape(B, H, Wr, m.num_blocks, m.block_size)
-        m_h, m_w = kept_mode_cutoffs(H, W, m.keep_fraction)
-        rows = [k % H for k in range(-m_h, m_h + 1)] if 2 * m_h + 1 < H else list(range(H))
-        Xk = X[:, rows, : m_w + 1]
-        o2r, o2i = m.block_mlp(Xk.real, Xk.imag)
-        lam = m.sparsity_threshold
-        nonzero = int((F.softshrink(o2r, lam) != 0).sum() + (F.softshrink(o2i, lam) != 0).sum())
-        fracs.append(1.0 - nonzero / (2 * B * H * Wr * C))
+        after = m.spectrum(t.float()).after        # the kept modes after soft-thresholding
+        nonzero = int((torch.view_as_real(after) != 0).sum())
+        fracs.append(1.0 - nonzero / (2 * B * H * (W // 2 + 1) * C))
     return float(np.mean(fracs))
 
 

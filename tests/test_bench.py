@@ -34,7 +34,7 @@ def test_tiny_run_from_the_command_line_writes_json_png_and_table(tmp_path):
     assert "scaling --tiny" in data["command"]
     assert set(data["series"]) == set(series)
     # every (series, mode, grid) of the tiny preset is measured exactly once (nothing skipped with this budget)
-    expected = {(s, m, h * w) for s in series for m in bench.MODES for h, w in bench.PRESETS["tiny"]["grids"]}
+    expected = {(s, m, h * w) for s in series for m in bench.PASSES for h, w in bench.PRESETS["tiny"]["grids"]}
     got = [(r["series"], r["mode"], r["N"]) for r in data["results"]]
     assert sorted(got) == sorted(expected) and data["skipped"] == []
     for r in data["results"]:

@@ -9,7 +9,8 @@ import torch
 import afno_lite
 from afno_lite import MixerInputError
 from afno_lite.fast import FastAFNO, to_channels_first, to_channels_last
-from afno_lite.mixers import AFNO, MIXERS
+from afno_lite.mixers import AFNO
+from afno_lite.registry import MIXERS
 
 F64 = torch.float64
 

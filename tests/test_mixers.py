@@ -485,3 +485,46 @@ def test_afno_fixed_lambda_or_biases_make_outputs_resolution_dependent():
     _rand_params_(mb, 0.5)
     gap_bias = (mb(x64)[:, ::2, ::2] - mb(x32)).abs().max()
     assert gap_bias > 1e-2
+
+
+# ----------------------------------------------------------------------------- AFNO core
+@pytest.mark.parametrize("H", range(1, 13))
+def test_kept_rows_are_the_signed_rows_and_the_negative_alias_wins(H):
+    from afno_lite.spectral import frequency_grid, kept_rows
+
+    kh = frequency_grid(H, 4)[0].flatten()
+    for m_h in range(H // 2 + 1):
+        slots, rows = kept_rows(H, m_h)
+        assert rows == sorted(rows) and len(set(rows)) == len(rows) == min(2 * m_h + 1, H)
+        assert set(rows) == {r for r in range(H) if abs(int(kh[r])) <= m_h or r == (-m_h) % H}
+        for s, r in zip(slots, rows, strict=True):
+            assert (s - m_h) % H == r                       # slot s holds k_H = s - m_h
+            assert s == min(i for i in range(2 * m_h + 1) if (i - m_h) % H == r)
+
+
+@pytest.mark.parametrize("grid,frac", [((8, 8), 1.0), ((9, 12), 0.5), ((16, 10), 0.25)])
+def test_afno_spectrum_before_and_after_shrinkage_is_what_forward_inverts(grid, frac):
+    from afno_lite.spectral import soft_threshold
+
+    torch.manual_seed(0)
+    m = _rand_params_(AFNO(8, num_blocks=2, sparsity_threshold=0.3, keep_fraction=frac), 0.5).double()
+    x = torch.randn(2, *grid, 8, dtype=F64)
+    s = m.spectrum(x)
+    torch.testing.assert_close(s.after, soft_threshold(s.before, 0.3))
+    assert 0 < int((s.after == 0).sum()) < s.after.numel()         # shrinkage is active
+    H, W = grid
+    Y = torch.zeros(2, H, W // 2 + 1, 2, 4, dtype=s.after.dtype)
+    Y[:, s.rows, : s.cols] = s.after
+    Y = afno_lite.spectral.hermitian_project(Y.reshape(2, H, W // 2 + 1, 8), W)
+    y = torch.fft.irfft2(Y, s=(H, W), dim=(1, 2), norm="ortho")
+    torch.testing.assert_close(m(x), y + x)
+
+
+def test_bias_false_is_the_bias_model_with_frozen_zero_biases():
+    torch.manual_seed(0)
+    a = _rand_params_(AFNO(8, num_blocks=2, bias=False, sparsity_threshold=0.0), 0.5)
+    b = AFNO(8, num_blocks=2, bias=True, sparsity_threshold=0.0)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(1, 6, 6, 8)
+    assert float(a.b1.abs().max()) == 0 and not a.b1.requires_grad and not a.b2.requires_grad
+    torch.testing.assert_close(a(x), b(x), rtol=0, atol=0)

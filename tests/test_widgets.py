@@ -121,7 +121,7 @@ GRID = _grid()
 
 
 @PROPS
-@given(i=st.integers(0, len(GRID) - 1), mode=st.sampled_from(W.MODES), norm=st.sampled_from(W.NORMS))
+@given(i=st.integers(0, len(GRID) - 1), mode=st.sampled_from(W.THRESHOLDINGS), norm=st.sampled_from(W.NORMS))
 @example(i=0, mode="soft", norm="ortho")
 @example(i=0, mode="hard", norm="backward")
 @example(i=len(GRID) - 1, mode="soft", norm="ortho")

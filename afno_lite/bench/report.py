@@ -1,0 +1,189 @@
+"""The benchmark's outputs: JSON in and out, the log-log plot and the plain-text tables.
+
+Explained in chapter "Complexity and scaling" (``07_complexity_and_scaling``).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .series import PASSES, SCHEMA, SERIES
+from .stats import _rows, fit_slope, goal_ratios
+
+__all__ = ["save_results", "load_results", "plot_scaling", "format_table", "format_goals"]
+
+
+def _present(result: dict) -> list[str]:
+    """The series measured in ``result``: those of :data:`SERIES` in their order, then others."""
+    got = {r["series"] for r in result["results"]}
+    return [s for s in SERIES if s in got] + sorted(got - set(SERIES))
+
+
+def _label(result: dict, name: str) -> str:
+    return SERIES[name].label if name in SERIES else result.get("series", {}).get(name, {}).get("label", name)
+
+
+def save_results(result: dict, out_dir, plot: bool = True) -> dict:
+    """Write ``bench_scaling.json`` (and ``bench_scaling.png``) into ``out_dir``; returns the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "bench_scaling.json"}
+    with open(paths["json"], "w") as fh:
+        json.dump(result, fh, indent=1, sort_keys=False)
+        fh.write("\n")
+    if plot:
+        import matplotlib
+
+        if "matplotlib.pyplot" not in sys.modules:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig = plot_scaling(result)
+        paths["png"] = out_dir / "bench_scaling.png"
+        fig.savefig(paths["png"], dpi=110, bbox_inches="tight")
+        plt.close(fig)
+    return paths
+
+
+def load_results(path) -> dict:
+    """Read a JSON file written by :func:`save_results` (checks the schema)."""
+    with open(path) as fh:
+        result = json.load(fh)
+    if result.get("schema") != SCHEMA:
+        raise ValueError(f"{path} is not a scaling result (schema {result.get('schema')!r}, expected {SCHEMA!r})")
+    return result
+
+
+_STYLE = {
+    "attention_h1": ("tab:red", "--"), "attention_h8": ("tab:red", "-"), "gfn": ("tab:green", "-"),
+    "fno_all": ("tab:purple", "-"), "fno_25": ("tab:purple", "--"), "afno": ("tab:blue", ":"),
+    "afno_nvidia_style": ("tab:cyan", ":"), "afno_physicsnemo": ("tab:cyan", "-."),
+    "afno_fast": ("tab:blue", "-"), "afno_fast_k25": ("tab:blue", "--"), "fft_floor": ("black", "-"),
+    "fft_floor_cf": ("gray", "--"),
+}
+
+
+def plot_scaling(result: dict, mode: str | None = None, C: int | None = None, B: int | None = None,
+                 series=None, axes=None):
+    """Log-log median time per call against ``N``, one panel per (mode, C, B) present (or the
+    ones selected). Slopes are fitted over ``N >= 1024`` (over all ``N`` when fewer than two
+    such points): in the legend for a single panel, else in a small table inside each panel
+    (the series legend is then shared, below the panels). Returns the figure."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = result["results"]
+    modes = [m for m in PASSES if any(r["mode"] == m for r in rows) and (mode is None or m == mode)]
+    cbs = sorted({(r["C"], r["B"]) for r in rows if (C is None or r["C"] == C) and (B is None or r["B"] == B)})
+    if not modes or not cbs:
+        raise ValueError("no measurements match the requested mode/C/B")
+    names = [s for s in _present(result) if series is None or s in series]
+    single = len(modes) * len(cbs) == 1
+    if axes is None:
+        fig, axes = plt.subplots(len(modes), len(cbs), figsize=(4.3 * len(cbs) + (1.0 if single else 0),
+                                                                3.6 * len(modes) + (0 if single else 0.9)),
+                                 squeeze=False, sharex=True)
+    else:
+        axes = np.atleast_2d(axes)
+        fig = axes.flat[0].figure
+    handles = {}
+    for i, m in enumerate(modes):
+        for j, (c, b) in enumerate(cbs):
+            ax = axes[i][j]
+            slope_lines = []
+            for s in names:
+                rs = _rows(result, s, m, c, b)
+                if not rs:
+                    continue
+                Ns, ts = [r["N"] for r in rs], [r["median_ms"] for r in rs]
+                big = [(n, t) for n, t in zip(Ns, ts, strict=True) if n >= 1024]
+                sl = fit_slope(*zip(*big, strict=True)) if len(big) >= 2 else fit_slope(Ns, ts)
+                color, ls = _STYLE.get(s, (None, "-"))
+                lab = _label(result, s) + (f" (slope {sl:.2f})" if single and sl is not None else "")
+                (line,) = ax.plot(Ns, ts, ls, marker="o", ms=3, color=color, label=lab)
+                handles.setdefault(s, line)
+                if sl is not None:
+                    slope_lines.append(f"{s:<17} {sl:5.2f}")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_title(f"{m}, C={c}, B={b}", fontsize=9)
+            ax.grid(True, which="major", alpha=0.3)
+            if i == len(modes) - 1:
+                ax.set_xlabel("tokens N = H·W")
+            if j == 0:
+                ax.set_ylabel("median time per call (ms)")
+            if single:
+                ax.legend(fontsize=7, loc="upper left")
+            elif slope_lines:
+                ax.text(0.98, 0.02, "slope\n" + "\n".join(slope_lines), transform=ax.transAxes, ha="right",
+                        va="bottom", family="monospace", fontsize=5.5,
+                        bbox=dict(boxstyle="round", fc="white", alpha=0.75, lw=0.3))
+    if not single:
+        fig.legend([handles[s] for s in names if s in handles], [_label(result, s) for s in names if s in handles],
+                   loc="lower center", ncol=4, fontsize=7, frameon=False)
+    n_thr = result.get("threads")
+    fig.suptitle(f"token mixer cost, torch {result.get('torch')}, {n_thr} thread{'' if n_thr == 1 else 's'} "
+                 f"(slopes fitted over N ≥ 1024 when available)", fontsize=9)
+    fig.tight_layout(rect=(0, 0 if single else 0.9 / (3.6 * len(modes) + 0.9), 1, 1))
+    return fig
+
+
+def format_table(result: dict, peak: bool = False) -> str:
+    """Plain-text table: one block per (mode, C, B), rows ``N``, columns series (median ms,
+    or peak MB with ``peak=True``); ``skip`` marks skipped configurations."""
+    rows = result["results"]
+    names = _present(result)
+    skipped = {(s["series"], s["mode"], s["C"], s["B"], s["N"]) for s in result.get("skipped", [])}
+    lines = []
+    for m in PASSES:
+        for c, b in sorted({(r["C"], r["B"]) for r in rows if r["mode"] == m}):
+            grids = sorted({(r["N"], r["H"], r["W"]) for r in rows + result.get("skipped", [])
+                            if r["mode"] == m and r["C"] == c and r["B"] == b})
+            lines.append(f"\n{m}, C={c}, B={b}: {'peak tensor MB' if peak else 'median ms per call'}")
+            lines.append(f"{'grid':>9} {'N':>6} " + " ".join(f"{s[:13]:>13}" for s in names))
+            for N, H, W in grids:
+                cells = []
+                for s in names:
+                    r = next((r for r in rows if (r["series"], r["mode"], r["C"], r["B"], r["N"]) == (s, m, c, b, N)),
+                             None)
+                    if r is not None:
+                        v = r["peak_mb"] if peak else r["median_ms"]
+                        cells.append(f"{v:13.3g}" if v is not None else f"{'-':>13}")
+                    else:
+                        cells.append(f"{'skip' if (s, m, c, b, N) in skipped else '-':>13}")
+                lines.append(f"{H:>4}x{W:<4} {N:>6} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+def format_goals(result: dict) -> str:
+    """The goal ratios as readable lines."""
+    g = result.get("goals") or goal_ratios(result)
+    na = "n/a (not measured in this run: use the full benchmark)"
+    L = ["Goals (fwd+bwd medians from this run):"]
+    v = g["vs_nvidia"]
+    if v["baseline"] is None:
+        L.append("  fast AFNO / NVIDIA AFNO2DLayer: " + na)
+    else:
+        for B in (1, 8):
+            rs = v[f"B{B}"]
+            txt = ", ".join(f"N={n}: {r:.2f}" for n, r in rs.items()) if rs else na
+            L.append(f"  fast AFNO / {v['baseline']} at B={B}, C=256: {txt}")
+        if v.get("note"):
+            L.append(f"    ({v['note']})")
+        L.append(f"    goal {v['goal']}: met={v['met']}")
+    f = g["vs_fft_floor"]
+    L.append("  fast AFNO / FFT floor at N=4096, B=1, C=256: "
+             + (na if f["value"] is None else f"{f['value']:.2f} (channels-first floor: "
+                f"{f['vs_channels_first_floor']}) goal <= 2.5: met={f['met']}"))
+    e = g["growth_exponent"]
+    L.append("  growth exponent over N=1024..16384, B=1, C=256: "
+             + (na if e["afno_fast_C256"] is None else
+                f"afno_fast {e['afno_fast_C256']} ({e['afno_fast_C256_points']} points), afno {e['afno_C256']}, "
+                f"attention_h8 {e['attention_h8_C256']} ({e['attention_h8_C256_points']} points), "
+                f"fft_floor {e['fft_floor_C256']}; goal <= 1.15: met={e['met']}"))
+    c = g["crossover_vs_attention_h8"]
+    L.append("  crossover N (afno_fast faster than 8-head attention, C=256, B=1): "
+             + (f"n/a ({c.get('note')})" if c["N"] is None else
+                f"{c.get('bound', '')} {c['N']} ({c.get('note')}); goal <= 128: met={c['met']}"))
+    return "\n".join(L)
