@@ -75,10 +75,24 @@ def _is_real(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def check_positive_int(value, name: str) -> int:
+def check_positive_int(value, name: str, what: str = "a positive integer") -> int:
     if not _is_int(value) or value < 1:
-        raise MixerConfigError(f"{name} must be a positive integer, got {value!r}")
+        raise MixerConfigError(f"{name} must be {what}, got {value!r}")
     return int(value)
+
+
+def check_positive(value, name: str) -> float:
+    """A finite real number > 0."""
+    if not _is_real(value) or not math.isfinite(value) or value <= 0:
+        raise MixerConfigError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def check_fraction_open(value, name: str) -> float:
+    """A real number strictly between 0 and 1."""
+    if not _is_real(value) or not math.isfinite(value) or not 0 < value < 1:
+        raise MixerConfigError(f"{name} must be a fraction in (0, 1), got {value!r}")
+    return float(value)
 
 
 def divisors(n: int) -> list[int]:
@@ -95,10 +109,10 @@ def check_divides(value, dim: int, name: str) -> int:
     return value
 
 
-def check_choice(value, name: str, choices, error: type[Exception] | None = None):
+def check_choice(value, name: str, choices):
     """``value`` if it is one of ``choices``, else a clear error listing them."""
     if isinstance(value, (list, dict, set)) or value not in choices:
-        raise (error or MixerConfigError)(f"{name} must be one of {list(choices)}, got {value!r}")
+        raise MixerConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value
 
 

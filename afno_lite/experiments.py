@@ -196,9 +196,9 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AFNO_DATA_CACHE", str(run_root / "data_cache"))
     command = f"python -m afno_lite.experiments {group}" + (" --fast" if fast else "")
-    from .train import _git_commit
+    from .train.provenance import git_commit, write_json
 
-    commit = _git_commit()
+    commit = git_commit()
     t0 = time.perf_counter()
     tasks, seen = [], set()
     for name, cfg in p["runs"].items():
@@ -232,10 +232,7 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
         "baselines": _baselines(group, fast),
         "runs": {name: dict(_compact(by_key[run_key(cfg)]), run_key=run_key(cfg)) for name, cfg in p["runs"].items()},
     }
-    path = out_dir / f"{group}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
+    path = write_json(out_dir / f"{group}.json", doc)
     print(f"[experiments] wrote {path} ({doc['wall_time_s']:.0f} s)", flush=True)
     return doc
 

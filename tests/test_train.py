@@ -241,3 +241,18 @@ def test_experiment_plans_share_identical_runs_and_validate():
     assert all(c["eval_sizes"] == (64,) for c in res["runs"].values())
     with pytest.raises(ValueError, match="group must be"):
         experiments.plan("segmentation")
+
+
+def test_cli_options_are_generated_from_the_config_dataclass():
+    import dataclasses
+
+    p = train.parser()
+    flags = {s for a in p._actions for s in a.option_strings}
+    for f in dataclasses.fields(train.TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in flags or "--no-" + flag[2:] in flags, f.name
+    args = vars(p.parse_args(["--img-size", "16", "--eval-sizes", "32", "64", "--no-progress", "--resume",
+                              "--max-steps", "3", "--pde-T", "0.5"]))
+    assert set(args) == {f.name for f in dataclasses.fields(train.TrainConfig)}
+    assert (args["img_size"], args["eval_sizes"], args["progress"], args["resume"]) == (16, [32, 64], False, True)
+    assert (args["max_steps"], args["pde_T"], args["threads"], args["lr"]) == (3, 0.5, None, train.TrainConfig().lr)

@@ -1,0 +1,187 @@
+"""The configuration of a training run: :class:`TrainConfig`, its validation and
+:class:`ConfigError`.
+
+Explained in the chapters "Inpainting with different token mixers" (what a run is) and
+"Scaling out" (the same run under ``torchrun``). The command line of ``python -m afno_lite.train``
+is generated from this dataclass (:mod:`afno_lite.train.cli`).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from .._checks import (
+    MixerConfigError,
+    check_choice,
+    check_fraction_open,
+    check_nonnegative,
+    check_nonnegative_int,
+    check_positive,
+    check_positive_int,
+)
+from ..registry import MIXERS
+
+__all__ = ["TrainConfig", "ConfigError", "TASKS", "AMP_MODES", "SCHEDULES", "DEVICES", "HELP", "validate_config",
+           "as_config", "ARCH_FIELDS"]
+
+TASKS = ("inpainting", "pde")
+AMP_MODES = ("none", "bf16", "fp16")
+SCHEDULES = ("cosine", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(MixerConfigError):
+    """A training configuration that cannot run (the message names the field and what was expected)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run. Sizes are tiny by default (a laptop CPU runs them in seconds)."""
+
+    task: str = "inpainting"
+    mixer: str = "afno"
+    mixer_kw: dict = field(default_factory=dict)
+    embed_dim: int = 32
+    depth: int = 2
+    mlp_ratio: float = 2.0
+    patch_size: int = 4
+    img_size: int = 32               # training image / PDE grid size
+    epochs: int = 2
+    batch_size: int = 32             # global batch, split over the processes of a torchrun job
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    schedule: str = "cosine"         # per-step cosine decay to 0 over `epochs`, or "constant"
+    seed: int = 0                    # initialisation and batch order
+    data_seed: int = 0               # the data set itself
+    n_train: int = 512
+    n_test: int = 128
+    mask_ratio: float = 0.5          # inpainting: fraction of mask_patch x mask_patch squares hidden
+    mask_patch: int = 4
+    pde_T: float = 1.0               # pde: horizon of w(0) -> w(T)
+    pde_nu: float = 1e-3
+    pde_residual: bool = True        # pde: predict w(T) = w(0) + net(w(0)) (learn the increment)
+    eval_sizes: tuple = ()           # extra grid sizes evaluated zero-shot (pde: e.g. (64,))
+    max_steps: int | None = None     # cap on optimizer steps per epoch (smoke tests)
+    stop_after: int | None = None    # train at most this many epochs in this invocation (then resume)
+    amp: str = "none"
+    device: str = "auto"
+    threads: int | None = None       # torch.set_num_threads for this process
+    out: str | None = None
+    resume: bool = False
+    progress: bool = True
+    examples: int = 0                # store this many test predictions per grid size (float16, base64)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["eval_sizes"] = list(self.eval_sizes)
+        return d
+
+
+#: Help of the command-line options that need more than their name (the others are generated).
+HELP = {
+    "task": f"one of {TASKS}",
+    "mixer": "a registered mixer: " + ", ".join(sorted(MIXERS)),
+    "mixer_kw": 'JSON dict of mixer keyword arguments, e.g. \'{"num_blocks": 4}\'',
+    "eval_sizes": "extra grid sizes evaluated zero-shot",
+    "schedule": f"one of {SCHEDULES}",
+    "amp": f"one of {AMP_MODES}",
+    "device": "auto, cpu or cuda",
+    "out": "run folder for checkpoint.pt and results.json",
+    "resume": "continue from OUT/checkpoint.pt",
+    "progress": "no progress bars or per-epoch lines",
+}
+
+#: Fields a checkpoint must share with the config that resumes it.
+ARCH_FIELDS = ("task", "mixer", "mixer_kw", "embed_dim", "depth", "mlp_ratio", "patch_size", "img_size",
+               "batch_size", "n_train", "n_test", "mask_ratio", "mask_patch", "pde_T", "pde_nu", "seed",
+               "data_seed", "schedule", "lr", "weight_decay", "pde_residual")
+
+
+@contextlib.contextmanager
+def _as_config_errors():
+    """The shared validators of :mod:`afno_lite._checks` raise ``MixerConfigError``; a run's
+    configuration raises its subclass :class:`ConfigError` with the same message."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except MixerConfigError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _check_numbers(cfg: TrainConfig) -> None:
+    for name in ("embed_dim", "depth", "patch_size", "img_size", "epochs", "batch_size", "n_train", "n_test",
+                 "mask_patch"):
+        check_positive_int(getattr(cfg, name), name)
+    for name in ("max_steps", "stop_after", "threads"):
+        if getattr(cfg, name) is not None:
+            check_positive_int(getattr(cfg, name), name, "a positive integer or None")
+    check_nonnegative_int(cfg.examples, "examples")
+    for name in ("lr", "pde_T", "pde_nu", "mlp_ratio"):
+        check_positive(getattr(cfg, name), name)
+    check_nonnegative(cfg.weight_decay, "weight_decay")
+    check_fraction_open(cfg.mask_ratio, "mask_ratio")
+    for name in ("seed", "data_seed"):
+        check_nonnegative_int(getattr(cfg, name), name)
+
+
+def _check_sizes(cfg: TrainConfig) -> tuple:
+    if cfg.img_size % cfg.patch_size:
+        raise ConfigError(f"img_size={cfg.img_size} must be divisible by patch_size={cfg.patch_size}")
+    if cfg.task == "inpainting" and cfg.img_size % cfg.mask_patch:
+        raise ConfigError(f"img_size={cfg.img_size} must be divisible by mask_patch={cfg.mask_patch}")
+    try:
+        sizes = tuple(int(s) for s in cfg.eval_sizes)
+    except (TypeError, ValueError):
+        raise ConfigError(f"eval_sizes must be a sequence of grid sizes, got {cfg.eval_sizes!r}") from None
+    for s in sizes:
+        if s < 1 or s % cfg.patch_size:
+            raise ConfigError(f"every eval size must be a positive multiple of patch_size={cfg.patch_size}, got {s}")
+    if cfg.task == "pde":
+        for s in (cfg.img_size, *sizes):
+            if s % 2 or max(cfg.img_size, *sizes) % s:
+                raise ConfigError(f"pde grid sizes must be even and divide the finest one, got img_size="
+                                  f"{cfg.img_size}, eval_sizes={sizes}")
+    return sizes
+
+
+def validate_config(cfg: TrainConfig) -> TrainConfig:
+    """Raise :class:`ConfigError` naming the first bad field; return ``cfg`` (with tuples normalised)."""
+    if not isinstance(cfg, TrainConfig):
+        raise ConfigError(f"config must be a TrainConfig or a dict of its fields, got {type(cfg).__name__}")
+    with _as_config_errors():
+        check_choice(cfg.task, "task", TASKS)
+        if not isinstance(cfg.mixer, str) or cfg.mixer not in MIXERS:
+            raise ConfigError(f"mixer must be one of {sorted(MIXERS)}, got {cfg.mixer!r}")
+        if not isinstance(cfg.mixer_kw, dict):
+            raise ConfigError(f"mixer_kw must be a dict of keyword arguments for the mixer, got {cfg.mixer_kw!r}")
+        _check_numbers(cfg)
+        check_choice(cfg.schedule, "schedule", SCHEDULES)
+        check_choice(cfg.amp, "amp", AMP_MODES)
+        if cfg.device not in DEVICES:
+            raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {cfg.device!r}")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' was requested but no CUDA device is available; use device='auto' or 'cpu'")
+    cfg.eval_sizes = _check_sizes(cfg)
+    if cfg.resume and not cfg.out:
+        raise ConfigError("resume=True needs out= (the run folder holding checkpoint.pt)")
+    for name in ("progress", "resume", "pde_residual"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ConfigError(f"{name} must be a boolean, got {getattr(cfg, name)!r}")
+    return cfg
+
+
+def as_config(config) -> TrainConfig:
+    """A copy of ``config`` (a :class:`TrainConfig` or a dict of its fields) as a :class:`TrainConfig`."""
+    if isinstance(config, TrainConfig):
+        return dataclasses.replace(config, mixer_kw=dict(config.mixer_kw))
+    if isinstance(config, dict):
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = sorted(set(config) - names)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}; valid fields: {sorted(names)}")
+        return TrainConfig(**config)
+    raise ConfigError(f"config must be a TrainConfig or a dict of its fields, got {type(config).__name__}")

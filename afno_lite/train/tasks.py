@@ -1,0 +1,156 @@
+"""The two tasks of the experiment chapters, as the trainer sees them: the model of a run,
+its data (cached), its prediction, its test metrics and stored examples.
+
+Explained in the chapters "Inpainting with different token mixers" and "Resolution and PDEs".
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data import inpainting_data, pde_data
+from ..models import TokenMixerNet
+from .config import ConfigError, TrainConfig
+from .distributed import amp_context
+from .metrics import psnr, relative_l2, ssim
+from .provenance import atomic_write, encode_array
+
+__all__ = ["build_model", "make_data", "evaluate", "loss", "predict", "examples"]
+
+
+def _in_out_chans(task: str) -> tuple[int, int]:
+    return (2, 1) if task == "inpainting" else (1, 1)
+
+
+def build_model(cfg: TrainConfig) -> TokenMixerNet:
+    """The backbone of a run (``head="image"``) with the run's mixer."""
+    cin, cout = _in_out_chans(cfg.task)
+    try:
+        return TokenMixerNet(cfg.mixer, img_size=cfg.img_size, patch_size=cfg.patch_size, in_chans=cin,
+                             out_chans=cout, embed_dim=cfg.embed_dim, depth=cfg.depth, mlp_ratio=cfg.mlp_ratio,
+                             head="image", mixer_kw=dict(cfg.mixer_kw))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"cannot build mixer {cfg.mixer!r} with mixer_kw={cfg.mixer_kw}: {e}") from e
+
+
+_DATA_CACHE: dict = {}
+
+
+def make_data(cfg: TrainConfig) -> dict:
+    """``{"train": (x, y[, mask]), "test": {size: (x, y[, mask])}}`` for the run.
+
+    Cached per process; the Navier-Stokes data are also cached on disk when the environment
+    variable ``AFNO_DATA_CACHE`` names a folder (the experiment driver sets it)."""
+    if cfg.task == "pde" and os.environ.get("AFNO_DATA_CACHE"):
+        sizes = (cfg.img_size, *cfg.eval_sizes)
+        key = ("pde", cfg.n_train, cfg.n_test, sizes, cfg.pde_T, cfg.pde_nu, cfg.data_seed)
+        if key not in _DATA_CACHE:
+            folder = Path(os.environ["AFNO_DATA_CACHE"])
+            path = folder / f"pde-{hashlib.sha256(repr(key).encode()).hexdigest()[:12]}.pt"
+            if path.exists():
+                _DATA_CACHE[key] = torch.load(path, weights_only=True)
+            else:
+                _DATA_CACHE[key] = _make_data(cfg)
+                folder.mkdir(parents=True, exist_ok=True)
+                atomic_write(path, lambda tmp: torch.save(_DATA_CACHE[key], tmp))
+        return _DATA_CACHE[key]
+    return _make_data(cfg)
+
+
+def _make_data(cfg: TrainConfig) -> dict:
+    if cfg.task == "inpainting":
+        key = ("inpainting", cfg.n_train, cfg.n_test, cfg.img_size, cfg.mask_patch, cfg.mask_ratio, cfg.data_seed,
+               cfg.eval_sizes)
+        if key not in _DATA_CACHE:
+            tr = inpainting_data(cfg.n_train, cfg.img_size, cfg.mask_patch, cfg.mask_ratio, "train", cfg.data_seed)
+            test = {}
+            for s in (cfg.img_size, *cfg.eval_sizes):
+                te = inpainting_data(cfg.n_test, s, cfg.mask_patch, cfg.mask_ratio, "test", cfg.data_seed)
+                test[s] = (te["x"], te["target"], te["mask"])
+            _DATA_CACHE[key] = {"train": (tr["x"], tr["target"], tr["mask"]), "test": test}
+    else:
+        sizes = (cfg.img_size, *cfg.eval_sizes)
+        fine = max(max(sizes), 64)
+        key = ("pde", cfg.n_train, cfg.n_test, sizes, cfg.pde_T, cfg.pde_nu, cfg.data_seed)
+        if key not in _DATA_CACHE:
+            tr = pde_data(cfg.n_train, grids=(cfg.img_size,), T=cfg.pde_T, nu=cfg.pde_nu, seed=2 * cfg.data_seed,
+                          fine=fine)
+            te = pde_data(cfg.n_test, grids=sizes, T=cfg.pde_T, nu=cfg.pde_nu, seed=2 * cfg.data_seed + 1, fine=fine)
+            _DATA_CACHE[key] = {"train": tr[cfg.img_size], "test": {s: te[s] for s in sizes}}
+    return _DATA_CACHE[key]
+
+
+def predict(net, x, cfg) -> torch.Tensor:
+    """The task's prediction: the network output, plus the input for the residual PDE task."""
+    y = net(x).float()
+    if cfg.task == "pde" and cfg.pde_residual:
+        y = y + x.float()
+    return y
+
+
+def _predict(model, x, amp_ctx, cfg):
+    with amp_ctx():
+        return predict(model, x, cfg)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, cfg: TrainConfig, test: dict, device=None, batch_size: int = 32,
+             amp: str = "none") -> dict:
+    """Test metrics per grid size of ``test`` (``{size: tensors}``): inpainting -> ``psnr``, ``ssim``
+    and ``mse_masked`` of the composite (known pixels kept, missing ones predicted and clipped to
+    [0, 1]); pde -> ``rel_l2``."""
+    model = getattr(model, "module", model)
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    amp_ctx = amp_context(amp, torch.device(device))
+    out = {}
+    for size, tensors in test.items():
+        acc: dict = {}
+        n = tensors[0].shape[0]
+        for i in range(0, n, batch_size):
+            xb = tensors[0][i:i + batch_size].to(device)
+            yb = tensors[1][i:i + batch_size].to(device)
+            pred = _predict(model, xb, amp_ctx, cfg)
+            if cfg.task == "inpainting":
+                mb = tensors[2][i:i + batch_size].to(device)
+                comp = mb * pred.clamp(0, 1) + (1 - mb) * yb
+                vals = {"psnr": psnr(comp, yb), "ssim": ssim(comp, yb),
+                        "mse_masked": ((comp - yb) ** 2 * mb).flatten(1).sum(1) / mb.flatten(1).sum(1)}
+            else:
+                vals = {"rel_l2": relative_l2(pred, yb)}
+            for k, v in vals.items():
+                acc.setdefault(k, []).append(v.cpu())
+        out[int(size)] = {k: float(torch.cat(v).mean()) for k, v in acc.items()}
+    model.train(was_training)
+    return out
+
+
+def examples(model, cfg, test, k: int, device) -> dict:
+    """The first ``k`` test samples of every grid size with the model's prediction, encoded."""
+    model = getattr(model, "module", model)
+    model.eval()
+    out = {}
+    with torch.no_grad():
+        for size, tensors in test.items():
+            x = tensors[0][:k].to(device)
+            pred = predict(model, x, cfg).cpu()
+            ex = {"input": tensors[0][:k, 0], "target": tensors[1][:k, 0], "prediction": pred[:, 0]}
+            if cfg.task == "inpainting":
+                ex["mask"] = tensors[2][:k, 0]
+            out[str(size)] = {name: encode_array(t.numpy()) for name, t in ex.items()}
+    model.train()
+    return out
+
+
+def loss(pred: torch.Tensor, batch, cfg: TrainConfig) -> torch.Tensor:
+    """The training loss: masked MSE for inpainting (``batch = (x, y, mask)``), mean relative L2
+    for the PDE task (``batch = (x, y)``)."""
+    if cfg.task == "inpainting":
+        y, m = batch[1], batch[2]
+        return ((pred - y) ** 2 * m).sum() / m.sum()
+    return relative_l2(pred, batch[1]).mean()
