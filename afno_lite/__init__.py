@@ -6,6 +6,19 @@ One interface for every mixer: ``forward(x[B, H, W, C]) -> [B, H, W, C]``.
 >>> m = afno_lite.mixer("afno", 64, num_blocks=8)
 >>> m(torch.randn(2, 16, 16, 64)).shape
 torch.Size([2, 16, 16, 64])
+
+Layers: a module imports only from lower layers (modules of one sub-package may import each
+other; ``tests/test_layout.py`` parses every import and checks this table and that there is
+no cycle)::
+
+    0  _checks                             validation shared by every module
+    1  timing spectral pde plotting        one way to time a call; frequency grids; PDE; style
+    2  mixers data                         the token mixers; offline data
+    3  fast                                FastAFNO (same parameters as mixers.AFNO)
+    4  registry                            one record per mixer
+    5  complexity models compat            formulas; the backbone; NVIDIA weights
+    6  explore train                       explorers; the trainer
+    7  bench experiments widgets           the benchmark; full runs; explorers' old name
 """
 from . import compat, complexity, data, fast, models, registry, spectral  # noqa: E402
 from ._checks import MixerConfigError, MixerInputError
