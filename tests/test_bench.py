@@ -166,7 +166,17 @@ def test_plot_and_table_from_a_result():
         bench.plot_scaling(res, C=64)
 
 
-def test_widgets_subcommand_prints_each_explorer_against_the_goal(capsys):
-    assert bench.main(["widgets", "--n", "1", "--size", "32"]) == 0
+def test_widgets_subcommand_prints_each_explorer_against_the_goal(capsys, monkeypatch):
+    """The only test that runs ``measure_latency`` (through the command line)."""
+    from afno_lite.bench import cli
+
+    seen = []
+    monkeypatch.setattr(cli, "run_widgets", lambda **kw: seen.append(bench.run_widgets(**kw)))
+    assert bench.main(["widgets", "--n", "2", "--size", "32"]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "150 ms goal" in ln]
     assert len(lines) == 3 and all("median" in ln and "p90" in ln for ln in lines)
+    (out,) = seen
+    assert set(out) == {"spectrum", "sparsity", "afno_blocks"}
+    for row in out.values():
+        assert set(row) == {"median_ms", "p90_ms", "n"}
+        assert row["n"] == 2 and 0 < row["median_ms"] <= row["p90_ms"]

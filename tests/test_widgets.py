@@ -329,9 +329,13 @@ def test_kernel_free_players(make, frames):
     assert len(html) < 150_000
 
 
-def test_measure_latency_structure():
-    out = W.measure_latency(n=2, size=SIZE)
-    assert set(out) == {"spectrum", "sparsity", "afno_blocks"}
-    for row in out.values():
-        assert set(row) == {"median_ms", "p90_ms", "n"}
-        assert row["n"] == 2 and 0 < row["median_ms"] <= row["p90_ms"]
+def test_controls_are_wide_enough_and_their_labels_fit(spectrum_view, sparsity_view, block_view):
+    for slider in (sparsity_view.lambd, spectrum_view.keep):
+        assert int(slider.layout.width.removesuffix("px")) >= 400     # fine control over many stops
+    # the λ readout is the value itself, not an index into the slider's stops
+    labels = [lab for lab, _ in sparsity_view.lambd.options]
+    assert all(lab == W.lambda_label(v) for lab, v in sparsity_view.lambd.options)
+    assert labels[0] == "0" and any("e" in lab or "." in lab for lab in labels)
+    for view in (spectrum_view, sparsity_view, block_view):
+        for ctl in view.sliders.values():
+            assert ctl.style.description_width == "initial", (view.name, ctl.description)
