@@ -293,8 +293,8 @@ def test_fno_nyquist_row_uses_the_first_of_two_aliased_slots():
 
 # ----------------------------------------------------------------------------- AFNO reference
 def _afno_reference(x: torch.Tensor, m: AFNO, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """AFNO written from its definition (chapter "AFNO, step by step") in complex float64: rfft2 (ortho) -> per-mode complex
-    block MLP (ReLU on real and imaginary parts separately) -> softshrink on real and
+    """AFNO written from its definition (chapter "AFNO, step by step") in complex float64:
+    rfft2 (ortho) -> per-mode complex block MLP (ReLU on real and imaginary parts separately) -> softshrink on real and
     imaginary parts -> zero outside ``mask`` -> irfft2(s=(H, W)) -> + x."""
     B, H, W, C = x.shape
     k, b = m.num_blocks, m.block_size
