@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._checks import MixerConfigError, check_fraction_open, check_positive_int
+
 __all__ = ["IMAGES", "load_image", "synthetic_field", "image_crops", "patch_mask", "inpainting_data", "pde_data"]
 
 # name -> file in matplotlib's mpl-data/sample_data
@@ -55,7 +57,7 @@ def load_image(name: str = "grace_hopper", size: int | tuple[int, int] | None = 
     ``None`` keeps the original resolution.
     """
     if name not in IMAGES:
-        raise ValueError(f"name must be one of {sorted(IMAGES)}, got {name!r}")
+        raise MixerConfigError(f"name must be one of {sorted(IMAGES)}, got {name!r}")
     a = torch.from_numpy(np.ascontiguousarray(_load_raw(name)))
     if a.dim() == 2:
         a = a[..., None]
@@ -64,7 +66,7 @@ def load_image(name: str = "grace_hopper", size: int | tuple[int, int] | None = 
     if size is not None:
         if isinstance(size, int):
             if size < 1:
-                raise ValueError(f"size must be a positive int or (H, W), got {size!r}")
+                raise MixerConfigError(f"size must be a positive int or (H, W), got {size!r}")
             H, W = a.shape[:2]
             s = min(H, W)
             a = a[(H - s) // 2:(H - s) // 2 + s, (W - s) // 2:(W - s) // 2 + s]
@@ -105,9 +107,7 @@ MIN_CROP_STD = 0.02
 
 
 def _check_count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return check_positive_int(value, name)
 
 
 _PYRAMID: dict = {}
@@ -146,14 +146,14 @@ def image_crops(n: int, size: int = 32, split: str = "train", seed: int = 0,
     n = _check_count(n, "n")
     size = _check_count(size, "size")
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise MixerConfigError(f"split must be 'train' or 'test', got {split!r}")
     names = tuple(names)
     if not names or any(nm not in IMAGES for nm in names):
-        raise ValueError(f"names must be a non-empty subset of {sorted(IMAGES)}, got {names!r}")
+        raise MixerConfigError(f"names must be a non-empty subset of {sorted(IMAGES)}, got {names!r}")
     if not scales or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in scales):
-        raise ValueError(f"scales must be a non-empty sequence of positive integers, got {scales!r}")
+        raise MixerConfigError(f"scales must be a non-empty sequence of positive integers, got {scales!r}")
     if isinstance(procedural, bool) or not isinstance(procedural, (int, float)) or not 0 <= procedural <= 1:
-        raise ValueError(f"procedural must be a fraction in [0, 1], got {procedural!r}")
+        raise MixerConfigError(f"procedural must be a fraction in [0, 1], got {procedural!r}")
     sources = []
     for nm in names:
         for s in scales:
@@ -161,7 +161,7 @@ def image_crops(n: int, size: int = 32, split: str = "train", seed: int = 0,
                 if region.shape[0] >= size and region.shape[1] >= size:
                     sources.append(region)
     if not sources and procedural < 1:
-        raise ValueError(f"no image region of the {split!r} split is at least {size}x{size} pixels "
+        raise MixerConfigError(f"no image region of the {split!r} split is at least {size}x{size} pixels "
                          f"at scales {tuple(scales)}; use smaller crops or smaller scales")
     g = torch.Generator().manual_seed(seed * 2 + (0 if split == "train" else 1))
     out = torch.empty(n, 1, size, size)
@@ -198,9 +198,8 @@ def patch_mask(n: int, size: int = 32, patch: int = 4, ratio: float = 0.5, seed:
     size = _check_count(size, "size")
     patch = _check_count(patch, "patch")
     if size % patch:
-        raise ValueError(f"size={size} must be divisible by patch={patch}")
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
-        raise ValueError(f"ratio must be a fraction in (0, 1), got {ratio!r}")
+        raise MixerConfigError(f"size={size} must be divisible by patch={patch}")
+    check_fraction_open(ratio, "ratio")
     g = torch.Generator().manual_seed(seed)
     h = size // patch
     P = h * h

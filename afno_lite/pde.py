@@ -30,6 +30,8 @@ import math
 
 import torch
 
+from ._checks import MixerConfigError, check_nonnegative_int, check_positive, check_positive_int
+
 __all__ = [
     "grid_coordinates", "wavenumbers", "kolmogorov_forcing", "gaussian_random_field",
     "stream_function", "velocity", "divergence", "curl", "kinetic_energy",
@@ -41,7 +43,7 @@ TWO_PI = 2.0 * math.pi
 
 def _check_grid_size(N, name: str = "N") -> int:
     if isinstance(N, bool) or not isinstance(N, int) or N < 4 or N % 2:
-        raise ValueError(f"{name} must be an even integer >= 4, got {N!r}")
+        raise MixerConfigError(f"{name} must be an even integer >= 4, got {N!r}")
     return N
 
 
@@ -49,7 +51,7 @@ def _check_field(w: torch.Tensor, name: str = "w") -> int:
     if not isinstance(w, torch.Tensor) or not w.is_floating_point():
         raise TypeError(f"{name} must be a real floating-point torch.Tensor [..., N, N]")
     if w.dim() < 2 or w.shape[-1] != w.shape[-2]:
-        raise ValueError(f"{name} must have a square grid in its last two dimensions [..., N, N], "
+        raise MixerConfigError(f"{name} must have a square grid in its last two dimensions [..., N, N], "
                          f"got shape {tuple(w.shape)}")
     return _check_grid_size(w.shape[-1], f"{name}.shape[-1]")
 
@@ -95,13 +97,12 @@ def gaussian_random_field(n: int, N: int, alpha: float = 2.5, tau: float = 7.0, 
     whose samples have a standard deviation near 0.2; ``1.0`` makes advection matter).
     """
     if std is not None and (isinstance(std, bool) or not isinstance(std, (int, float)) or not std > 0):
-        raise ValueError(f"std must be a positive number or None, got {std!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+        raise MixerConfigError(f"std must be a positive number or None, got {std!r}")
+    check_positive_int(n, "n")
     N = _check_grid_size(N)
     M = 256
     if N > M:
-        raise ValueError(f"N must be <= {M}, got {N}")
+        raise MixerConfigError(f"N must be <= {M}, got {N}")
     g = torch.Generator().manual_seed(seed)
     coef = torch.complex(torch.randn(n, M, M, generator=g, dtype=dtype),
                          torch.randn(n, M, M, generator=g, dtype=dtype)) / math.sqrt(2.0)
@@ -184,10 +185,8 @@ def navier_stokes(w0: torch.Tensor, T: float, nu: float = 1e-3, dt: float = 1e-2
     """
     N = _check_field(w0, "w0")
     for name, val in (("T", T), ("nu", nu), ("dt", dt)):
-        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) or val <= 0:
-            raise ValueError(f"{name} must be a positive finite number, got {val!r}")
-    if isinstance(record, bool) or not isinstance(record, int) or record < 0:
-        raise ValueError(f"record must be an integer >= 0, got {record!r}")
+        check_positive(val, name)
+    check_nonnegative_int(record, "record")
     n_chunks = max(record, 1)
     steps_per_chunk = max(1, math.ceil(T / n_chunks / dt))
     h = T / n_chunks / steps_per_chunk                  # exact landing on every snapshot time
@@ -202,13 +201,13 @@ def navier_stokes(w0: torch.Tensor, T: float, nu: float = 1e-3, dt: float = 1e-2
 
     if isinstance(forcing, str):
         if forcing != "kolmogorov":
-            raise ValueError(f"forcing must be 'kolmogorov', None or a tensor [N, N], got {forcing!r}")
+            raise MixerConfigError(f"forcing must be 'kolmogorov', None or a tensor [N, N], got {forcing!r}")
         forcing = kolmogorov_forcing(N)
     if forcing is None:
         Fh = torch.zeros(N, N // 2 + 1, dtype=torch.complex128)
     else:
         if not isinstance(forcing, torch.Tensor) or forcing.shape != (N, N):
-            raise ValueError(f"forcing tensor must have shape ({N}, {N})")
+            raise MixerConfigError(f"forcing tensor must have shape ({N}, {N})")
         Fh = torch.fft.rfft2(forcing.double())
 
     def rhs(Wh: torch.Tensor) -> torch.Tensor:
@@ -238,10 +237,9 @@ def navier_stokes(w0: torch.Tensor, T: float, nu: float = 1e-3, dt: float = 1e-2
 
 def subsample(w: torch.Tensor, factor: int) -> torch.Tensor:
     """Every ``factor``-th grid point in both directions (the coarse grid is a subset of the fine one)."""
-    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
-        raise ValueError(f"factor must be a positive integer, got {factor!r}")
+    check_positive_int(factor, "factor")
     if w.shape[-1] % factor or w.shape[-2] % factor:
-        raise ValueError(f"grid {tuple(w.shape[-2:])} is not divisible by factor={factor}")
+        raise MixerConfigError(f"grid {tuple(w.shape[-2:])} is not divisible by factor={factor}")
     return w[..., ::factor, ::factor]
 
 
@@ -259,7 +257,7 @@ def navier_stokes_pairs(n: int, grids=(32, 64), T: float = 1.0, nu: float = 1e-3
     for G in grids:
         _check_grid_size(G, "grids[i]")
         if fine % G:
-            raise ValueError(f"every grid must divide fine={fine}, got {G}")
+            raise MixerConfigError(f"every grid must divide fine={fine}, got {G}")
     w0 = gaussian_random_field(n, fine, seed=seed)
     wT = navier_stokes(w0, T=T, nu=nu, dt=dt)
     out = {}
