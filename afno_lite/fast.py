@@ -158,7 +158,7 @@ class FastAFNO(AFNO):
         else:  # pruned: FFT along H only for the kept columns
             X = torch.fft.rfft(xc, dim=-1, norm="ortho")[..., :M]
             X = torch.fft.fft(X, dim=-2, norm="ortho")
-        _, rows = kept_rows(H, m_h)                                  # k_H = 0..m_h, -m_h..-1
+        _, rows = kept_rows(H, m_h)  # k_H = 0..m_h, -m_h..-1
         if len(rows) < H:
             o = self._mlp(X[..., rows, :])
             Y = o.new_zeros(B, C, H, M)
