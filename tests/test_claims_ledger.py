@@ -36,10 +36,15 @@ def known_targets() -> dict[str, set[str]]:
             "cites": cites}
 
 
+def code_cells(text: str) -> str:
+    return "\n".join(re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```", text, re.M | re.S))
+
+
 def glued_keys(text: str) -> set[str]:
-    """Keys the page's code glues: ledger["key"] = ... (glued in a loop) or glue("key", ...)."""
-    return set(re.findall(r'ledger\["([\w-]+)"\]\s*=', text)) | set(
-        re.findall(r'glue\(\s*"([\w-]+)"', text))
+    """Keys the page's code can glue: the string literals of its code cells (the ledger
+    dictionary is glued key by key in a loop), provided the code calls glue at all."""
+    code = code_cells(text)
+    return set(re.findall(r'"([\w-]+)"', code)) if "glue(" in code else set()
 
 
 def unresolved(text: str, targets: dict[str, set[str]], root: Path = ROOT) -> list[str]:
@@ -122,6 +127,7 @@ BAD_LEDGER = {
     "label": "| c | p | {ref}`chap-does-not-exist` | x |",
     "figure": "| c | p | {numref}`fig-does-not-exist` | x |",
     "glue": "| c | p | {ref}`chap-afno` | {glue:text}`never_computed` |",
+    "glue_without_code": "| c | p | {ref}`chap-afno` | {glue:text}`ok` |\n\n```{code-cell} ipython3\nx = \"ok\"\n```",
     "cite": "{cite}`nobody2099`",
     "results": 'x = json.loads((RESULTS / "missing.json").read_text())',
 }
@@ -135,3 +141,9 @@ def test_checker_catches_bad_ledger(case: str):
 def test_row_without_source_is_caught():
     text = "| claim | the paper | where | ours |\n| --- | --- | --- | --- |\n| c | p | nowhere | – |"
     assert rows_without_source(text)
+
+
+def test_code_lines_fit_the_column():
+    long = [ln for ln in code_cells(LEDGER.read_text(encoding="utf-8")).splitlines()
+            if len(ln) > 88]
+    assert not long, "\n".join(long)
