@@ -3,7 +3,8 @@
 (a) code-cell lines are at most 88 characters (they fit the book's text column);
 (b) no TAB character anywhere in a chapter;
 (c) figure captions (``caption:`` in a code cell's ``mystnb`` metadata, ``{figure}``
-    directives) contain no internal label such as ``eq-...``, ``fig-...``, ``chap-...``;
+    directives) contain no internal label such as ``eq-...``, ``fig-...``, ``chap-...``,
+    and no plain-text maths outside ``$...$`` (``8 x 8``, ``lambda``, ``>=``);
 (d) every check can fail: no ``assert_close(...) and ...`` (assert_close returns None, so
     the right-hand side is never evaluated), no assert comparing two numeric literals, no
     assert inside an ``if`` that tests whether data are present;
@@ -143,9 +144,21 @@ def captions(text: str) -> list[tuple[int, str]]:
     return found
 
 
+PLAIN_MATH = re.compile(r"\b\d+ ?x ?\d+\b|\b(lambda|kappa|sigma|omega|rho|theta|epsilon|nu)\b"
+                        r"|>=|<=|\^")
+
+
 def check_captions(text: str) -> list[Offence]:
-    return [(n, f"internal label {m.group(0)}... in a caption")
-            for n, cap in captions(text) for m in [LABEL_WORD.search(cap)] if m]
+    out = []
+    for n, cap in captions(text):
+        m = LABEL_WORD.search(cap)
+        if m:
+            out.append((n, f"internal label {m.group(0)}... in a caption"))
+        plain = re.sub(r"`[^`]*`", " ", re.sub(r"\$[^$]*\$", " ", cap))   # outside maths/code
+        m = PLAIN_MATH.search(plain)
+        if m:
+            out.append((n, f"plain-text maths {m.group(0)!r} in a caption (typeset it)"))
+    return out
 
 
 # ---------------------------------------------------------------------------------- (d)
@@ -332,6 +345,9 @@ BAD = {
                  "line of eq-attention-flops.\n    name: fig-bad\n---\nplt.show()\n```\n"),
     "captions_figure_directive": ("```{figure} a.png\n:name: fig-bad\n\nAs in "
                                   "fig-other-panel, but larger.\n```\n"),
+    "captions_plain_maths": ("```{code-cell} ipython3\n---\nmystnb:\n  figure:\n    caption: "
+                             "The kernel kappa(s, .) on an 8 x 8 grid.\n    name: fig-bad\n---\n"
+                             "plt.show()\n```\n"),
     "captions_colon_metadata": ("```{code-cell} ipython3\n:mystnb:\n:  figure:\n:    caption: "
                                 "See chap-afno.\n:    name: fig-bad\nplt.show()\n```\n"),
     "checks_can_fail": ("```{code-cell} ipython3\nassert_close(u, u_hand) and "
