@@ -2,6 +2,7 @@
 
     python book/build.py            # vendor JS if missing, then build book/_build/html
     python book/build.py --vendor-only
+    python book/build.py -- --path-output build/mine   # a private copy: build/mine/_build/html
 
 1. Vendors what the pages would otherwise fetch from a CDN into ``book/_vendor``
    (copied by Sphinx into ``_build/html/_static``): MathJax 3 and the ipywidgets
@@ -89,7 +90,8 @@ def build(extra: list[str]) -> int:
     env = dict(os.environ)
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     rc = subprocess.call(cmd, env=env)
-    html = BOOK / "_build" / "html"
+    out = Path(extra[extra.index("--path-output") + 1]) if "--path-output" in extra[:-1] else BOOK
+    html = out.resolve() / "_build" / "html"
     for page in html.rglob("*.html") if rc == 0 else []:
         if "widgets/embed-amd.js" in page.read_text(encoding="utf-8"):
             dest = page.parent / WIDGET_FONT_DIR

@@ -140,6 +140,8 @@ IMAGE_PIXELS = """() => [...document.querySelectorAll('article.bd-article img')]
   .filter(i => i.getBoundingClientRect().width > 0)
   .map(i => ({src: (i.getAttribute('src') || '').split('/').pop().slice(0, 24),
               natural: i.naturalWidth, shown: Math.round(i.getBoundingClientRect().width),
+              aspect: i.naturalWidth / Math.max(i.naturalHeight, 1),
+              shown_aspect: i.getBoundingClientRect().width / Math.max(i.getBoundingClientRect().height, 1),
               fig: (i.closest('figure') || {}).id || ''}))"""
 
 # ipywidgets controls rendered from embedded widget state: on a static page nothing answers them.
@@ -180,6 +182,8 @@ def site_report(browser, site_url):
     page.on("requestfailed", lambda r: failed.append(r.url))
     pages = {}
     for f in toc_files():
+        if not (HTML / f"{f}.html").exists():
+            continue  # reported by test_every_page_was_built
         res = _open(page, f"{site_url}/{f}.html")
         html = (HTML / f"{f}.html").read_text(encoding="utf-8")
         res["widget_views"] = html.count(WIDGET_VIEW_MIME)
@@ -229,7 +233,7 @@ MIN_PIXELS_PER_CSS_PIXEL = 1.5
 
 def test_figures_have_pixels_for_the_column(site_report):
     """At 1280 px every content image has >= 1.5 image pixels per CSS pixel it is shown at, so
-    figures stay sharp on high-density screens and when zoomed."""
+    figures stay sharp on high-density screens and when zoomed, and keeps its aspect ratio."""
     pages = site_report["pages"]
     images = [(f, i) for f, r in pages.items() for i in r["images"]]
     assert len(images) > 20, "suspiciously few figures on the site"
@@ -239,6 +243,9 @@ def test_figures_have_pixels_for_the_column(site_report):
     assert not low, (f"{len(low)} of {len(images)} images have fewer than {MIN_PIXELS_PER_CSS_PIXEL} "
                      "pixels per CSS pixel at 1280 px (afno_lite.use_book_style sets the dpi):\n"
                      + "\n".join(lines))
+    squeezed = [(f, i) for f, i in images if abs(i["shown_aspect"] / i["aspect"] - 1) > 0.01]
+    assert not squeezed, "images shown with another aspect ratio than their own: " + ", ".join(
+        f"{f}: {i['fig'] or i['src']} ({i['aspect']:.3f} shown as {i['shown_aspect']:.3f})" for f, i in squeezed)
 
 
 def test_no_dead_widget_controls(site_report):
