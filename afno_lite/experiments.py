@@ -168,9 +168,9 @@ def _train_one(args) -> tuple[str, dict]:
 
 
 def _compact(res: dict) -> dict:
-    keep = ("config", "command", "seed", "git_commit", "date", "torch", "platform", "device", "world_size", "threads",
-            "params", "flops_per_image", "epochs_done", "history", "final", "mean_epoch_time_s", "wall_time_s",
-            "weights_sha256", "afno_sparsity", "examples")
+    keep = ("config", "command", "seed", "git_commit", "git_dirty", "code_hash", "date", "torch", "platform",
+            "device", "world_size", "threads", "params", "flops_per_image", "epochs_done", "history", "final",
+            "mean_epoch_time_s", "wall_time_s", "weights_sha256", "afno_sparsity", "examples")
     return {k: res[k] for k in keep if k in res}
 
 
@@ -196,9 +196,9 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AFNO_DATA_CACHE", str(run_root / "data_cache"))
     command = f"python -m afno_lite.experiments {group}" + (" --fast" if fast else "")
-    from .train.provenance import git_commit, write_json
+    from .train.provenance import code_hash, git_commit, git_dirty, write_json
 
-    commit = git_commit()
+    commit, dirty, code = git_commit(), git_dirty(), code_hash()
     t0 = time.perf_counter()
     tasks, seen = [], set()
     for name, cfg in p["runs"].items():
@@ -224,6 +224,8 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
         "fast": fast,
         "seeds": sorted({c["seed"] for c in p["runs"].values()}),
         "git_commit": commit,
+        "git_dirty": dirty,
+        "code_hash": code,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "platform": platform.platform(),
         "jobs": jobs,

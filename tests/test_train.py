@@ -83,7 +83,8 @@ def test_fit_is_seeded_and_records_provenance(tmp_path):
     c = train.fit(dict(TINY, seed=1))
     assert a["weights_sha256"] == b["weights_sha256"] != c["weights_sha256"]
     assert a["epochs_done"] == 2 and len(a["history"]) == 2
-    for key in ("command", "seed", "git_commit", "date", "config", "params", "flops_per_image", "mean_epoch_time_s"):
+    for key in ("command", "seed", "git_commit", "git_dirty", "code_hash", "date", "config", "params",
+                "flops_per_image", "mean_epoch_time_s"):
         assert key in a
     on_disk = json.loads((tmp_path / "a" / "results.json").read_text())
     assert on_disk["weights_sha256"] == a["weights_sha256"]
@@ -256,3 +257,20 @@ def test_cli_options_are_generated_from_the_config_dataclass():
     assert set(args) == {f.name for f in dataclasses.fields(train.TrainConfig)}
     assert (args["img_size"], args["eval_sizes"], args["progress"], args["resume"]) == (16, [32, 64], False, True)
     assert (args["max_steps"], args["pde_T"], args["threads"], args["lr"]) == (3, 0.5, None, train.TrainConfig().lr)
+
+
+def test_code_hash_changes_with_the_code_and_atomic_writes_leave_no_temp(tmp_path, monkeypatch):
+    from afno_lite.train import provenance
+
+    pkg = tmp_path / "afno_lite"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    monkeypatch.setattr(provenance, "_PACKAGE", pkg)
+    h1 = provenance.code_hash()
+    assert h1 == provenance.code_hash() and len(h1) == 16
+    (pkg / "sub" / "b.py").write_text("y = 3\n")
+    assert provenance.code_hash() != h1
+    out = provenance.write_json(tmp_path / "r.json", {"a": [1, 2]})
+    assert json.loads(out.read_text()) == {"a": [1, 2]} and sorted(p.name for p in tmp_path.iterdir()) == [
+        "afno_lite", "r.json"]

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..train.provenance import atomic_write
 from .series import PASSES, SCHEMA, SERIES
 from .stats import _rows, fit_slope, goal_ratios
 
@@ -29,9 +30,7 @@ def save_results(result: dict, out_dir, plot: bool = True) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "bench_scaling.json"}
-    with open(paths["json"], "w") as fh:
-        json.dump(result, fh, indent=1, sort_keys=False)
-        fh.write("\n")
+    atomic_write(paths["json"], lambda tmp: tmp.write_text(json.dumps(result, indent=1, sort_keys=False) + "\n"))
     if plot:
         import matplotlib
 

@@ -49,7 +49,16 @@ from .diagnostics import afno_sparsity, model_flops, weights_digest
 from .distributed import _launched_by_torchrun, amp_context, dist_env, resolve_device
 from .fit import evaluate_epoch, finish, fit, load_model, save_checkpoint, setup, train_one_epoch
 from .metrics import psnr, relative_l2, ssim
-from .provenance import code_hash, decode_array, encode_array, git_commit, rng_state, set_rng_state, write_json
+from .provenance import (
+    code_hash,
+    decode_array,
+    encode_array,
+    git_commit,
+    git_dirty,
+    rng_state,
+    set_rng_state,
+    write_json,
+)
 from .tasks import build_model, evaluate, make_data, predict
 
 # former private names, kept for code written against the single-module trainer
@@ -59,6 +68,7 @@ _dist_env = dist_env
 __all__ = ["TrainConfig", "ConfigError", "TASKS", "AMP_MODES", "SCHEDULES", "DEVICES", "ARCH_FIELDS", "fit",
            "build_model", "make_data", "evaluate", "predict", "psnr", "ssim", "relative_l2", "model_flops",
            "afno_sparsity", "weights_digest", "encode_array", "decode_array", "load_model", "main", "parser",
-           "validate_config", "as_config", "resolve_device", "dist_env", "amp_context", "git_commit", "code_hash",
+           "validate_config", "as_config", "resolve_device", "dist_env", "amp_context", "git_commit", "git_dirty",
+           "code_hash",
            "rng_state", "set_rng_state", "write_json", "setup", "train_one_epoch", "evaluate_epoch",
            "save_checkpoint", "finish", "_launched_by_torchrun"]

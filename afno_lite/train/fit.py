@@ -24,7 +24,7 @@ from ..models import TokenMixerNet, count_parameters
 from .config import ARCH_FIELDS, ConfigError, TrainConfig, as_config, validate_config
 from .diagnostics import afno_sparsity, model_flops, weights_digest
 from .distributed import _launched_by_torchrun, amp_context, dist_env, resolve_device
-from .provenance import atomic_write, code_hash, git_commit, rng_state, set_rng_state, write_json
+from .provenance import atomic_write, code_hash, git_commit, git_dirty, rng_state, set_rng_state, write_json
 from .tasks import build_model, evaluate, examples, loss, make_data, predict
 
 __all__ = ["fit", "load_model", "setup", "train_one_epoch", "evaluate_epoch", "save_checkpoint", "finish"]
@@ -250,7 +250,7 @@ def finish(run: Run, command: str | None, wall_time_s: float) -> dict:
     results = {
         "config": cfg.to_dict(),
         "command": command if command is not None else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "seed": cfg.seed, "git_commit": run.commit, "code_hash": code_hash(),
+        "seed": cfg.seed, "git_commit": run.commit, "git_dirty": git_dirty(), "code_hash": code_hash(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "torch": torch.__version__, "platform": platform.platform(), "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),

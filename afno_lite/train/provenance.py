@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["git_commit", "code_hash", "atomic_write", "write_json", "rng_state", "set_rng_state",
+__all__ = ["git_commit", "git_dirty", "code_hash", "atomic_write", "write_json", "rng_state", "set_rng_state",
            "encode_array", "decode_array"]
 
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -32,6 +32,17 @@ def git_commit() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def git_dirty() -> bool | None:
+    """Whether ``afno_lite/`` has uncommitted changes (``None`` outside git): a run from a dirty
+    tree is not reproducible from its commit alone (its :func:`code_hash` still identifies it)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--", str(_PACKAGE)], cwd=_PACKAGE.parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
 
 
 def code_hash() -> str:
