@@ -121,3 +121,25 @@ def test_the_layer_check_sees_an_upward_import(tmp_path):
     modules = _modules()
     got = _imports("afno_lite.spectral", path, modules)
     assert {"afno_lite.mixers", "afno_lite.bench"} <= got
+
+
+def test_console_scripts_and_module_commands_resolve():
+    import importlib
+    import subprocess
+    import sys
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    scripts = tomllib.loads((PKG.parent / "pyproject.toml").read_text())["project"]["scripts"]
+    assert set(scripts) == {"afno-lite-bench", "afno-lite-train"}
+    for target in scripts.values():
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func)), target
+    for module, words in (("afno_lite.bench", ("scaling", "nvidia", "widgets")),
+                          ("afno_lite.train", ("--mixer-kw", "--eval-sizes", "--no-progress")),
+                          ("afno_lite.experiments", ("inpainting", "--jobs"))):
+        out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120,
+                             cwd=PKG.parent)
+        assert out.returncode == 0 and all(w in out.stdout for w in words), (module, out.stderr[-500:])
