@@ -207,13 +207,15 @@ class GlobalFilter(TokenMixer):
     grid it is bilinearly interpolated (as GFNet does to change resolution).
     """
 
-    def __init__(self, dim: int, grid: tuple[int, int] = (16, 16), check_finite: bool = True):
+    def __init__(self, dim: int, grid: tuple[int, int] = (16, 16),
+                 check_finite: bool = True):
         super().__init__(dim, check_finite)
         self.grid = check_grid(grid)
         H, W = self.grid
         self.weight = nn.Parameter(0.02 * torch.randn(H, W // 2 + 1, dim, 2))
 
-    def complex_weight(self, H: int | None = None, W: int | None = None) -> torch.Tensor:
+    def complex_weight(self, H: int | None = None,
+                       W: int | None = None) -> torch.Tensor:
         """The complex filter ``[H, W//2+1, C]``, interpolated if ``(H, W) != grid``."""
         H0, W0 = self.grid
         H, W = H or H0, W or W0
@@ -221,7 +223,8 @@ class GlobalFilter(TokenMixer):
         if (H, W // 2 + 1) != (H0, W0 // 2 + 1):
             # GFNet-style resize: interpolate real/imag maps on the frequency grid
             t = w.permute(2, 3, 0, 1).reshape(1, -1, H0, W0 // 2 + 1)
-            t = F.interpolate(t, size=(H, W // 2 + 1), mode="bilinear", align_corners=True)
+            t = F.interpolate(t, size=(H, W // 2 + 1), mode="bilinear",
+                              align_corners=True)
             w = t.reshape(self.dim, 2, H, W // 2 + 1).permute(2, 3, 0, 1)
         return _as_complex(w, torch.float32 if w.dtype in _LOW_PRECISION else w.dtype)
 
@@ -230,7 +233,8 @@ class GlobalFilter(TokenMixer):
         B, H, W, C = x.shape
         dtype = x.dtype
         X = _rfft2(_to_fft_dtype(x))
-        X = X * self.complex_weight(H, W).to(X.dtype)  # float32/float64 even for a bfloat16 module
+        # float32/float64 even for a bfloat16 module
+        X = X * self.complex_weight(H, W).to(X.dtype)
         return _irfft2(X, H, W).to(dtype)
 
 
@@ -294,14 +298,16 @@ class AFNO(TokenMixer):
     def _act(self, t: torch.Tensor) -> torch.Tensor:
         return F.relu(t) if self.activation == "relu" else t
 
-    def block_mlp(self, xr: torch.Tensor, xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def block_mlp(self, xr: torch.Tensor,
+                  xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Two-layer complex block MLP on real/imaginary parts ``[..., k, b]``.
         Computed in the dtype of ``xr`` (float32 after the FFT, or float64), whatever
         the dtype of the parameters."""
         dt = xr.dtype
         w1, b1, w2, b2 = (p.to(dt) for p in (self.w1, self.b1, self.w2, self.b2))
         mm = lambda t, w: torch.einsum("...bi,bio->...bo", t, w)  # noqa: E731
-        o1r = mm(xr, w1[0]) - mm(xi, w1[1]) + b1[0]    # (biases are frozen zeros when bias=False)
+        # (the biases are frozen zeros when bias=False: the same code either way)
+        o1r = mm(xr, w1[0]) - mm(xi, w1[1]) + b1[0]
         o1i = mm(xi, w1[0]) + mm(xr, w1[1]) + b1[1]
         o1r, o1i = self._act(o1r), self._act(o1i)
         o2r = mm(o1r, w2[0]) - mm(o1i, w2[1]) + b2[0]
@@ -311,9 +317,9 @@ class AFNO(TokenMixer):
     def spectrum(self, x: torch.Tensor) -> AFNOSpectrum:
         """The spectrum of ``x`` at the kept modes, before and after soft-thresholding.
 
-        This is the first half of :meth:`forward` (which calls it): ``rfft2``, the kept rows and
-        columns, the block MLP, ``softshrink``. The sparsity diagnostics and the explorers read
-        ``after`` (``before`` shows what shrinkage removed)."""
+        This is the first half of :meth:`forward` (which calls it): ``rfft2``, the
+        kept rows and columns, the block MLP, ``softshrink``. The sparsity diagnostics
+        and the explorers read ``after`` (``before`` shows what shrinkage removed)."""
         x = _to_fft_dtype(x)
         B, H, W, C = x.shape
         X = _rfft2(x).reshape(B, H, W // 2 + 1, self.num_blocks, self.block_size)
