@@ -98,7 +98,7 @@ def test_resume_continues_exactly(tmp_path):
     full = train.fit(dict(TINY, out=str(tmp_path / "full")))
     part = train.fit(dict(TINY, out=str(tmp_path / "part"), stop_after=1))
     assert part["epochs_done"] == 1 and part["weights_sha256"] != full["weights_sha256"]
-    ck = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
+    ck = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=True)   # plain tensors and values
     assert ck["epoch"] == 1 and {"model", "optimizer", "scheduler", "rng", "config"} <= set(ck)
     resumed = train.fit(dict(TINY, out=str(tmp_path / "part"), resume=True))
     assert resumed["epochs_done"] == 2
@@ -109,6 +109,26 @@ def test_resume_continues_exactly(tmp_path):
         train.fit(dict(TINY, out=str(tmp_path / "part"), resume=True, embed_dim=8))
     with pytest.raises(train.ConfigError, match="no checkpoint"):
         train.fit(dict(TINY, out=str(tmp_path / "nothing"), resume=True))
+
+
+class _Payload:
+    """An object whose unpickling would run code (what a crafted checkpoint carries)."""
+
+    def __reduce__(self):
+        return (print, ("code ran while loading a checkpoint",))
+
+
+def test_a_crafted_checkpoint_is_refused(tmp_path):
+    """Checkpoints load with weights_only=True: a pickled callable is rejected, not run."""
+    part = tmp_path / "part"
+    train.fit(dict(TINY, out=str(part), stop_after=1))
+    ck = torch.load(part / "checkpoint.pt", weights_only=True)
+    ck["extra"] = _Payload()
+    torch.save(ck, part / "checkpoint.pt")
+    with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported global"):
+        train.fit(dict(TINY, out=str(part), resume=True))
+    with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported global"):
+        train.load_model(part)
 
 
 # --------------------------------------------------------------------------- torchrun / DDP

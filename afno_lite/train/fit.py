@@ -105,7 +105,7 @@ def _resume(run: Run) -> None:
     cfg, path = run.cfg, run.ckpt_path
     if not path.exists():
         raise ConfigError(f"resume=True but there is no checkpoint at {path}; run once without resume")
-    ck = torch.load(path, map_location=run.device, weights_only=False)
+    ck = torch.load(path, map_location=run.device, weights_only=True)
     old = ck["config"]
     diff = [k for k in ARCH_FIELDS if old.get(k) != cfg.to_dict().get(k)]
     if diff:
@@ -303,7 +303,7 @@ def fit(config, return_model: bool = False, command: str | None = None):
 
 def load_model(run_dir) -> tuple[TokenMixerNet, TrainConfig]:
     """Rebuild the trained model of a run folder from its ``checkpoint.pt``."""
-    ck = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    ck = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=True)
     c = dict(ck["config"])
     c["eval_sizes"] = tuple(c.get("eval_sizes", ()))
     cfg = TrainConfig(**c)

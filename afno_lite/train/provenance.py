@@ -71,8 +71,16 @@ def write_json(path, obj) -> Path:
 
 
 def rng_state() -> dict:
-    """Python, NumPy, torch (and CUDA) random states, for an exact resume."""
-    st = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    """Python, NumPy, torch (and CUDA) random states, for an exact resume.
+
+    Only tensors and plain Python values, so that a checkpoint holding it loads with
+    ``torch.load(..., weights_only=True)`` (no pickled NumPy objects, no code run on load)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    st = {"torch": torch.get_rng_state(),
+          "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
+          "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                    "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
     return st
@@ -81,8 +89,11 @@ def rng_state() -> dict:
 def set_rng_state(st: dict) -> None:
     """Restore what :func:`rng_state` saved."""
     torch.set_rng_state(st["torch"])
-    random.setstate(st["python"])
-    np.random.set_state(st["numpy"])
+    py = st["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["internal"].tolist()), py["gauss"]))
+    n = st["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(st["cuda"])
 
