@@ -11,7 +11,7 @@ Layers: a module imports only from lower layers (modules of one sub-package may 
 other; ``tests/test_layout.py`` parses every import and checks this table and that there is
 no cycle)::
 
-    0  _checks                             validation shared by every module
+    0  _checks evidence                    validation shared by every module; the seed rule
     1  timing spectral pde plotting        one way to time a call; frequency grids; PDE; style
     2  mixers data                         the token mixers; offline data
     3  fast                                FastAFNO (same parameters as mixers.AFNO)
