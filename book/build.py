@@ -9,11 +9,14 @@
    HTML manager with require.js, taken from the npm registry once (``npm pack``).
 2. Runs ``jupyter-book build -W -n --keep-going`` (warnings are errors); notebooks
    are executed through the jupyter-cache, so a second build only re-runs chapters
-   whose code changed.
+   whose code changed. The cache knows only the chapters' code, not the library they
+   import: when ``afno_lite``, the shipped results or ``AFNO_FAST`` changed since the last build, the
+   cache is emptied first and every chapter runs again, so no page shows outputs of old code.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import subprocess
@@ -82,7 +85,26 @@ def vendor(force: bool = False) -> None:
                     shutil.copy2(s, d)
 
 
+def library_hash() -> str:
+    """sha256 over the library's sources and data, the shipped results the chapters read and
+    AFNO_FAST (which sizes the chapters' runs)."""
+    h = hashlib.sha256(f"AFNO_FAST={os.environ.get('AFNO_FAST', '')}\0".encode())
+    root = BOOK.parent
+    files = [*(root / "afno_lite").rglob("*"), *(root / "notebooks" / "results").rglob("*")]
+    for f in sorted(p for p in files if p.is_file() and "__pycache__" not in p.parts):
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def build(extra: list[str]) -> int:
+    out = Path(extra[extra.index("--path-output") + 1]) if "--path-output" in extra[:-1] else BOOK
+    cache, stamp = out.resolve() / "_build" / ".jupyter_cache", out.resolve() / "_build" / ".library.sha256"
+    lib = library_hash()
+    if cache.exists() and (not stamp.exists() or stamp.read_text() != lib):
+        print("afno_lite, notebooks/results or AFNO_FAST changed since the last build: "
+              "every chapter runs again", flush=True)
+        shutil.rmtree(cache)
+        extra = ["--all", *extra]  # and every page is read again (Sphinx only knows the sources)
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", "-W", "-n", "--keep-going", str(BOOK), *extra]
     print("+", " ".join(cmd), flush=True)
@@ -90,7 +112,8 @@ def build(extra: list[str]) -> int:
     env = dict(os.environ)
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     rc = subprocess.call(cmd, env=env)
-    out = Path(extra[extra.index("--path-output") + 1]) if "--path-output" in extra[:-1] else BOOK
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(lib)  # what the cached outputs were computed with
     html = out.resolve() / "_build" / "html"
     for page in html.rglob("*.html") if rc == 0 else []:
         if "widgets/embed-amd.js" in page.read_text(encoding="utf-8"):
