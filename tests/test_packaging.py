@@ -214,7 +214,7 @@ def test_make_lab_applies_the_project_lab_settings():
 
 @pytest.mark.parametrize("md", MD_NOTEBOOKS or [None], ids=[p.name for p in MD_NOTEBOOKS] or ["none"])
 def test_chapter_is_in_canonical_jupytext_form(md):
-    """Pairing (JupyterLab, `make sync`) must not rewrite a chapter: the committed .md is
+    """Saving a chapter (JupyterLab, jupytext) must not rewrite it: the committed .md is
     exactly what jupytext writes for it (the jupytext version line aside)."""
     if md is None:
         pytest.skip("no notebooks/*.md yet")
@@ -225,4 +225,5 @@ def test_chapter_is_in_canonical_jupytext_form(md):
 
     text = md.read_text(encoding="utf-8")
     assert strip(jupytext.writes(jupytext.reads(text, fmt="md:myst"), fmt="md:myst")) == strip(text), (
-        f"{md.name} is not in canonical jupytext form; run `make sync` and commit the .md")
+        f"{md.name} is not in canonical jupytext form; run `.venv/bin/jupytext --to md:myst "
+        f"notebooks/{md.name}` (rewrites it in place) and commit the .md")
