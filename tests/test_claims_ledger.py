@@ -147,3 +147,26 @@ def test_code_lines_fit_the_column():
     long = [ln for ln in code_cells(LEDGER.read_text(encoding="utf-8")).splitlines()
             if len(ln) > 88]
     assert not long, "\n".join(long)
+
+
+HAND_ROLLED = re.compile(r"T975|12\.706|4\.303|def verdict|def paired_psnr|\.ppf\(|ttest")
+EVIDENCE_PAGES = [LEDGER] + [p for p in PAGES if re.match(r"(08|09|10|11)_", p.name)]
+
+
+def hand_rolled_statistics(text: str) -> list[str]:
+    """Code lines that compute a t quantile or a verdict outside afno_lite.evidence."""
+    return [ln for ln in code_cells(text).splitlines() if HAND_ROLLED.search(ln)]
+
+
+@pytest.mark.parametrize("page", EVIDENCE_PAGES, ids=lambda p: p.name)
+def test_intervals_and_verdicts_come_from_evidence(page: Path):
+    """The seed rule is written once (afno_lite/evidence.py); pages call it."""
+    text = page.read_text(encoding="utf-8")
+    assert not hand_rolled_statistics(text), "\n".join(hand_rolled_statistics(text))
+    if "interval" in code_cells(text) or page == LEDGER:
+        assert "afno_lite.evidence import" in code_cells(text), page.name
+
+
+def test_hand_rolled_statistics_are_caught():
+    cell = "```{code-cell} ipython3\nT = {1: 12.706, 2: 4.303}\ndef verdict(lo, hi): ...\n```"
+    assert len(hand_rolled_statistics(cell)) == 2
