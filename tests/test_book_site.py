@@ -145,6 +145,12 @@ IMAGE_PIXELS = """() => [...document.querySelectorAll('article.bd-article img')]
               fig: (i.closest('figure') || {}).id || ''}))"""
 
 # ipywidgets controls rendered from embedded widget state: on a static page nothing answers them.
+CODE_FIT = """() => [...document.querySelectorAll(
+    'article.bd-article div.cell_input pre, article.bd-article div.cell_output pre')]
+  .filter(p => p.getBoundingClientRect().width > 0 && p.scrollWidth > p.clientWidth + 1)
+  .map(p => ({kind: p.closest('.cell_input') ? 'code' : 'output', over: p.scrollWidth - p.clientWidth,
+              line: (p.textContent.split('\\n').reduce((a, b) => b.length > a.length ? b : a, '')).slice(0, 100)}))"""
+
 DEAD_WIDGETS = """() => [...document.querySelectorAll(
     '.jupyter-widgets, .widget-slider, .widget-dropdown, .widget-toggle-buttons, .widget-text')]
   .filter(w => !w.closest('.animation') && !(w.parentElement && w.parentElement.closest('.jupyter-widgets')))
@@ -195,6 +201,7 @@ def site_report(browser, site_url):
         res["math_overflow"] = page.evaluate(MATH_FIT)
         res["images"] = page.evaluate(IMAGE_PIXELS)
         res["dead_widgets"] = page.evaluate(DEAD_WIDGETS)
+        res["code_overflow"] = page.evaluate(CODE_FIT)
         pages[f] = res
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.goto(f"{site_url}/intro.html")
@@ -226,6 +233,16 @@ def test_display_math_fits_the_column(site_report):
              for f, offenders in bad.items() for o in offenders]
     assert not bad, (f"{len(lines)} display equations do not fit the text column at 1280 px "
                      "(split them over aligned lines):\n" + "\n".join(lines))
+
+
+def test_code_cells_and_printed_output_fit_the_column(site_report):
+    """At 1280 px no code cell and no printed output needs sideways scrolling (lines of at most
+    88 characters, book/_static_src/code.css sizes the monospace font for them)."""
+    pages = site_report["pages"]
+    bad = {f: r["code_overflow"] for f, r in pages.items() if r["code_overflow"]}
+    lines = [f"  {f}: {o['kind']} {o['over']} px too wide: {o['line']!r}"
+             for f, offenders in bad.items() for o in offenders]
+    assert not bad, (f"{len(lines)} code cells or outputs scroll sideways at 1280 px:\n" + "\n".join(lines))
 
 
 MIN_PIXELS_PER_CSS_PIXEL = 1.5
