@@ -170,3 +170,16 @@ def test_intervals_and_verdicts_come_from_evidence(page: Path):
 def test_hand_rolled_statistics_are_caught():
     cell = "```{code-cell} ipython3\nT = {1: 12.706, 2: 4.303}\ndef verdict(lo, hi): ...\n```"
     assert len(hand_rolled_statistics(cell)) == 2
+
+
+def test_the_seed_rule_is_written_once_and_cited():
+    """'How we measure' states the rule; the chapters with verdicts link to it."""
+    text = LEDGER.read_text(encoding="utf-8")
+    section = text.split("(how-we-measure)=", 1)[1].split("\n## References", 1)[0]
+    for phrase in ("at least 3 seeds", "5 for the headline", "95 %",
+                   "no difference at this scale", "not enough seeds (n < 3)",
+                   "Controls before causes", "Provenance", "fewer than"):
+        assert phrase in section, phrase
+    for page in EVIDENCE_PAGES[1:]:
+        if "afno_lite.evidence" in code_cells(page.read_text(encoding="utf-8")):
+            assert "{ref}`how-we-measure`" in page.read_text(encoding="utf-8"), page.name
