@@ -53,34 +53,47 @@ def _fence(line: str) -> tuple[str, str] | None:
 
 
 def parse(text: str) -> tuple[list[CodeCell], list[Directive]]:
-    """Code cells and other fenced directives of a MyST notebook."""
+    """Code cells and other fenced directives of a MyST notebook.
+
+    Directives may nest (a figure inside an admonition): a stack of open directive fences
+    is kept, and a bare fence closes the innermost one opened with the same fence characters.
+    Code cells and plain fenced blocks are read to their own closing fence."""
     lines = text.split("\n")
     cells: list[CodeCell] = []
     directives: list[Directive] = []
+    open_fences: list[str] = []
     i = 0
+
+    def closing(j: int, ticks: str) -> int:
+        while j < len(lines):
+            g = _fence(lines[j])
+            if g is not None and g[1] == "" and g[0][0] == ticks[0] and len(g[0]) >= len(ticks):
+                return j
+            j += 1
+        return j
+
     while i < len(lines):
         f = _fence(lines[i])
         if f is None:
             i += 1
             continue
         ticks, info = f
-        end = i + 1
-        while end < len(lines):
-            g = _fence(lines[end])
-            if g is not None and g[0] == ticks and g[1] == "":
-                break
-            end += 1
-        body = [(n + 1, lines[n]) for n in range(i + 1, min(end, len(lines)))]
-        if info.startswith("{code-cell}"):
-            cells.append(_code_cell(i + 1, body))
-            i = end + 1
+        if info == "" and open_fences and ticks[0] == open_fences[-1][0] and len(ticks) >= len(open_fences[-1]):
+            open_fences.pop()           # closes the innermost open directive
+            i += 1
             continue
         m = re.match(r"^\{([\w:-]+)\}", info)
-        if m:
+        if m and not info.startswith("{code-cell}"):
+            end = closing(i + 1, ticks)
+            body = [(n + 1, lines[n]) for n in range(i + 1, min(end, len(lines)))]
             directives.append(Directive(m.group(1), i + 1, body))
-            i += 1                  # nested directives (figures in admonitions) are parsed too
+            open_fences.append(ticks)   # its body may hold nested directives: parse inside it
+            i += 1
             continue
-        i = end + 1                 # a plain fenced block (shell command, literal text)
+        end = closing(i + 1, ticks)     # a code cell or a plain fenced block: read to its end
+        if info.startswith("{code-cell}"):
+            cells.append(_code_cell(i + 1, [(n + 1, lines[n]) for n in range(i + 1, min(end, len(lines)))]))
+        i = end + 1
     return cells, directives
 
 
@@ -380,3 +393,22 @@ def test_bad_sample_line_numbers():
     assert [n for n, _ in check_checks_can_fail(text)] == [5]
     text = "intro\n" + BAD["code_line_length"]
     assert [n for n, _ in check_code_line_length(text)] == [3]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_parser_sees_every_code_cell_jupytext_sees(chapter: Path):
+    """The line checks read every code cell: the parser finds as many as jupytext does
+    (a directive closed by a bare fence must not swallow the next code cell)."""
+    import jupytext
+
+    text = chapter.read_text(encoding="utf-8")
+    cells, _ = parse(text)
+    nb = jupytext.reads(text, fmt="md:myst")
+    assert len(cells) == sum(c.cell_type == "code" for c in nb.cells)
+    sources = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert ["\n".join(t for _, t in c.lines).strip() for c in cells] == [s.strip() for s in sources]
+
+
+def test_a_code_cell_after_a_directive_is_checked():
+    text = "```{admonition} Note\nA remark.\n```\n\n```{code-cell} ipython3\nx = " + "1 + " * 30 + "1\n```\n"
+    assert check_code_line_length(text), "the long line after the admonition was not seen"
