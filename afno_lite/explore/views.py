@@ -38,7 +38,7 @@ from .compute import (
 
 __all__ = ["SpectrumExplorer", "SparsityExplorer", "AFNOBlockExplorer", "CONTROL_STYLE", "WIDE_SLIDER"]
 
-_DPI = 64
+_DPI = 96  # 7-inch figures: 672 px, the text column; 8-pt text is ~11 px on screen
 _PNG_KW = {"compress_level": 1}  # fast PNG encoding: latency matters more than bytes here
 #: every control: labels are never cut ("initial" fits the description to its text)
 CONTROL_STYLE = {"description_width": "initial"}
@@ -54,7 +54,7 @@ def _new_figure(figsize) -> Figure:
 
 def _small_text(axes) -> None:
     for a in np.ravel(axes):
-        a.tick_params(labelsize=7)
+        a.tick_params(labelsize=8)
         a.title.set_fontsize(9)
         a.xaxis.label.set_fontsize(8)
         a.yaxis.label.set_fontsize(8)
@@ -110,6 +110,15 @@ class _Explorer:
         """Recompute ``.state`` from the current widget values and redraw."""
         with one_thread():
             self.update()
+
+    def _input_panel(self, n: int):
+        """A 2 x 3 figure, 7 inches wide, with the input image in the top-left panel."""
+        fig = self.fig = _new_figure((7.0, 5.2))
+        ax = fig.subplots(2, 3)
+        z = np.zeros((n, n))
+        self._im = ax[0, 0].imshow(z, cmap="gray")
+        ax[0, 0].set_title("input")
+        return ax, z
 
     def _animate(self, *artists):
         """Mark artists redrawn on every change; everything else is drawn once (blitting)."""
@@ -171,11 +180,7 @@ class SpectrumExplorer(_Explorer):
 
     def _build_figure(self):
         n, Wr = self.size, self.size // 2 + 1
-        fig = self.fig = _new_figure((9.0, 5.0))
-        ax = fig.subplots(2, 3)
-        z = np.zeros((n, n))
-        self._im = ax[0, 0].imshow(z, cmap="gray")
-        ax[0, 0].set_title("input")
+        ax, z = self._input_panel(n)
         self._full = ax[0, 1].imshow(z, origin="lower", extent=(-n // 2 - 0.5, n - n // 2 - 0.5) * 2)
         ax[0, 1].set(title="log10 |FFT|, fftshift", xlabel="$k_W$", ylabel="$k_H$")
         self._half = ax[0, 2].imshow(np.zeros((n, Wr)), origin="lower", aspect="auto", extent=_half_extent(n, Wr))
@@ -197,7 +202,7 @@ class SpectrumExplorer(_Explorer):
         self._axes = ax
         _small_text(ax)
         self._animate(self._rec, self._veil, self._cut, self._dot)
-        fig.tight_layout()
+        self.fig.tight_layout()
         self._loaded = None
 
     def _load(self, source: str):
@@ -304,11 +309,7 @@ class SparsityExplorer(_Explorer):
 
     def _build_figure(self, grid):
         n, Wr = self.size, self.size // 2 + 1
-        fig = self.fig = _new_figure((9.0, 5.0))
-        ax = fig.subplots(2, 3)
-        z = np.zeros((n, n))
-        self._im = ax[0, 0].imshow(z, cmap="gray")
-        ax[0, 0].set_title("input")
+        ax, z = self._input_panel(n)
         self._surv = ax[0, 1].imshow(np.zeros((n, Wr)), cmap="Greys", vmin=0, vmax=1, origin="lower",
                                      aspect="auto", extent=_half_extent(n, Wr))
         ax[0, 1].set(title="surviving modes (black)", xlabel="$k_W$", ylabel="$k_H$")
@@ -331,7 +332,7 @@ class SparsityExplorer(_Explorer):
         _small_text(ax)
         self._animate(self._surv, self._rec, self._err, self._hist, self._lam_h, self._dot)
         self._set_axes(grid)
-        fig.tight_layout()
+        self.fig.tight_layout()
 
     def _set_axes(self, grid):
         lo, hi = grid[1] / 2, grid[-1] * 1.5
@@ -420,8 +421,8 @@ class AFNOBlockExplorer(_Explorer):
 
     def _build_figure(self):
         n, C = self.size, self.dim
-        fig = self.fig = _new_figure((9.0, 2.8))
-        ax = fig.subplots(1, 4, gridspec_kw={"width_ratios": [1, 1, 1.3, 1]})
+        fig = self.fig = _new_figure((7.0, 5.6))
+        ax = fig.subplots(2, 2).ravel()   # 2 x 2 panels: readable in a 7-inch column
         z = np.zeros((n, n))
         self._tok = ax[0].imshow(z, cmap="gray")
         ax[0].set_title("input (channel 0)")
@@ -441,7 +442,7 @@ class AFNOBlockExplorer(_Explorer):
         self._axes = ax
         _small_text(ax)
         self._animate(self._out, self._wimg, self._bars[0])
-        fig.tight_layout()
+        self.fig.tight_layout()
         self._loaded = None
 
     def update(self):
