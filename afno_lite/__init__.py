@@ -13,7 +13,7 @@ no cycle)::
 
     0  _checks evidence                    validation shared by every module; the seed rule
     1  timing spectral pde plotting        one way to time a call; frequency grids; PDE; style
-    2  mixers data                         the token mixers; offline data
+    2  mixers data scenes                  the token mixers; offline data; generated scenes
     3  fast                                FastAFNO (same parameters as mixers.AFNO)
     4  registry                            one record per mixer
     5  complexity models compat            formulas; the backbone; NVIDIA weights

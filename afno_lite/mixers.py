@@ -44,7 +44,7 @@ from ._checks import (
 )
 from .spectral import hermitian_project, kept_mode_cutoffs, kept_rows
 
-__all__ = ["TokenMixer", "SelfAttention", "KernelAttention", "SpectralConv2d", "GlobalFilter",
+__all__ = ["TokenMixer", "NoMixing", "SelfAttention", "KernelAttention", "SpectralConv2d", "GlobalFilter",
            "AFNO", "AFNOSpectrum"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -61,6 +61,16 @@ class TokenMixer(nn.Module):
 
     def _check(self, x: torch.Tensor) -> None:
         check_tokens(x, self.dim, "x", self.check_finite)
+
+
+class NoMixing(TokenMixer):
+    """The baseline without token mixing: the identity, ``forward(x) = x`` (no parameters).
+    In a block ``t + mixer(norm1(t))`` every token then only sees itself; registered as
+    ``"identity"`` by :func:`afno_lite.registry.register_baselines`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        return x
 
 
 # --------------------------------------------------------------------------- attention

@@ -25,10 +25,11 @@ from torch import nn
 
 from ._checks import MixerConfigError, MixerInputError
 from .fast import FastAFNO
-from .mixers import AFNO, GlobalFilter, KernelAttention, SelfAttention, SpectralConv2d, TokenMixer
+from .mixers import AFNO, GlobalFilter, KernelAttention, NoMixing, SelfAttention, SpectralConv2d, TokenMixer
 from .spectral import kept_mode_mask, kept_rows
 
-__all__ = ["MixerSpec", "SPECS", "MIXERS", "register", "unregister", "spec", "mixer", "accepted_kwargs"]
+__all__ = ["MixerSpec", "SPECS", "MIXERS", "register", "unregister", "spec", "mixer", "accepted_kwargs",
+           "BASELINES", "register_baselines"]
 
 
 def _no_kw(H: int, W: int) -> dict:
@@ -205,3 +206,17 @@ for _record in (
 ):
     register(_record)
 del _record
+
+
+#: Baselines that are not token mixers (``"identity"``: no token mixing at all). They are
+#: registered by :func:`register_baselines` -- the trainer calls it when imported -- and not
+#: with the mixers above, so that the chapters' tables of token mixers list mixers only.
+BASELINES = (
+    MixerSpec("identity", NoMixing, "no token mixing", lambda m: 0, lambda m, H, W, B: _flops(0)),
+)
+
+
+def register_baselines() -> None:
+    """Register every record of :data:`BASELINES` (idempotent)."""
+    for record in BASELINES:
+        register(record, replace=True)

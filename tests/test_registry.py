@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import afno_lite
-from afno_lite import MixerConfigError, bench, complexity, registry
+from afno_lite import MixerConfigError, MixerInputError, bench, complexity, registry
 from afno_lite.models import TokenMixerNet
 
 PKG = Path(afno_lite.__file__).resolve().parent
@@ -86,7 +86,9 @@ def test_every_registered_mixer_has_a_record_with_formulas():
                                                            "afno_fast"}
     for name, rec in registry.SPECS.items():
         assert rec.name == name and afno_lite.MIXERS[name] is rec.cls
-        assert complexity.parameter_count(name, 16, **rec.grid_kw(8, 8)) > 0
+        n = complexity.parameter_count(name, 16, **rec.grid_kw(8, 8))
+        # a token mixer has parameters; the baselines (``"identity"``) have none
+        assert n == 0 and sum(p.numel() for p in rec.cls(16).parameters()) == 0 if rec in registry.BASELINES else n > 0
 
 
 def test_afno_fast_is_registered_with_the_others_not_by_an_import_side_effect():
@@ -134,3 +136,14 @@ def test_the_name_check_catches_a_comparison():
         assert any(p.search(_code(bad)) for p in patterns), bad
     for fine in ('kw = {"fno": 1}', 'for m in ("fno", "afno"):', 'x = [f(m) for m in ("gfn", "fno")]'):
         assert not any(p.search(_code(fine)) for p in patterns), fine
+
+
+def test_the_no_mixing_baseline_is_the_identity_and_registered_on_demand():
+    registry.register_baselines()
+    registry.register_baselines()                     # idempotent
+    m = afno_lite.mixer("identity", 8)
+    x = torch.randn(2, 3, 5, 8)
+    assert torch.equal(m(x), x) and registry.spec("identity").params(m) == 0
+    assert complexity.flops("identity", 8, (3, 5))["total"] == 0
+    with pytest.raises(MixerInputError, match="x"):
+        m(torch.randn(2, 3, 5, 7))

@@ -43,7 +43,8 @@ def parser() -> argparse.ArgumentParser:
     """The parser: one option per field of :class:`TrainConfig`, defaults from the dataclass."""
     d = TrainConfig()
     p = argparse.ArgumentParser(prog="python -m afno_lite.train",
-                                description="Train a tiny TokenMixerNet on inpainting or the Navier-Stokes task.")
+                                description="Train a tiny TokenMixerNet on inpainting, the Navier-Stokes task, "
+                                            "scene classification or scene segmentation.")
     for f in dataclasses.fields(TrainConfig):
         _add_option(p, f, getattr(d, f.name))
     return p

@@ -22,12 +22,15 @@ from .._checks import (
     check_positive,
     check_positive_int,
 )
-from ..registry import MIXERS
+from ..registry import MIXERS, register_baselines
+from ..scenes import relation_displacements
 
 __all__ = ["TrainConfig", "ConfigError", "TASKS", "AMP_MODES", "SCHEDULES", "DEVICES", "HELP", "validate_config",
            "as_config", "ARCH_FIELDS"]
 
-TASKS = ("inpainting", "pde")
+register_baselines()             # the trainer offers mixer="identity" (no token mixing) as a baseline
+
+TASKS = ("inpainting", "pde", "classification", "segmentation")
 AMP_MODES = ("none", "bf16", "fp16")
 SCHEDULES = ("cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda")
@@ -58,6 +61,7 @@ class TrainConfig:
     data_seed: int = 0               # the data set itself
     n_train: int = 512
     n_test: int = 128
+    n_val: int = 0                   # validation samples carved from the n_train training samples (never the test set)
     mask_ratio: float = 0.5          # inpainting: fraction of mask_patch x mask_patch squares hidden
     mask_patch: int = 4
     pde_T: float = 1.0               # pde: horizon of w(0) -> w(T)
@@ -83,6 +87,7 @@ class TrainConfig:
 #: Help of the command-line options that need more than their name (the others are generated).
 HELP = {
     "task": f"one of {TASKS}",
+    "n_val": "validation samples held out of the n_train training samples (reported as val_* metrics)",
     "mixer": "a registered mixer: " + ", ".join(sorted(MIXERS)),
     "mixer_kw": 'JSON dict of mixer keyword arguments, e.g. \'{"num_blocks": 4}\'',
     "eval_sizes": "extra grid sizes evaluated zero-shot",
@@ -97,7 +102,7 @@ HELP = {
 #: Fields a checkpoint must share with the config that resumes it.
 ARCH_FIELDS = ("task", "mixer", "mixer_kw", "embed_dim", "depth", "mlp_ratio", "patch_size", "img_size",
                "batch_size", "n_train", "n_test", "mask_ratio", "mask_patch", "pde_T", "pde_nu", "seed",
-               "data_seed", "schedule", "lr", "weight_decay", "pde_residual")
+               "data_seed", "schedule", "lr", "weight_decay", "pde_residual", "n_val")
 
 
 @contextlib.contextmanager
@@ -120,6 +125,9 @@ def _check_numbers(cfg: TrainConfig) -> None:
         if getattr(cfg, name) is not None:
             check_positive_int(getattr(cfg, name), name, "a positive integer or None")
     check_nonnegative_int(cfg.examples, "examples")
+    check_nonnegative_int(cfg.n_val, "n_val")
+    if cfg.n_val >= cfg.n_train:
+        raise ConfigError(f"n_val={cfg.n_val} must be smaller than n_train={cfg.n_train} (it is carved from it)")
     for name in ("lr", "pde_T", "pde_nu", "mlp_ratio"):
         check_positive(getattr(cfg, name), name)
     check_nonnegative(cfg.weight_decay, "weight_decay")
@@ -140,6 +148,15 @@ def _check_sizes(cfg: TrainConfig) -> tuple:
     for s in sizes:
         if s < 1 or s % cfg.patch_size:
             raise ConfigError(f"every eval size must be a positive multiple of patch_size={cfg.patch_size}, got {s}")
+    if cfg.task == "segmentation" and min((cfg.img_size, *sizes)) < 16:
+        raise ConfigError(f"segmentation scenes need img_size (and eval sizes) >= 16, got img_size={cfg.img_size}, "
+                          f"eval_sizes={sizes}")
+    if cfg.task == "classification":
+        for s in (cfg.img_size, *sizes):
+            try:
+                relation_displacements(s)
+            except MixerConfigError as e:
+                raise ConfigError(f"img_size={s} cannot hold the classification scenes: {e}") from None
     if cfg.task == "pde":
         for s in (cfg.img_size, *sizes):
             if s % 2 or max(cfg.img_size, *sizes) % s:

@@ -106,7 +106,7 @@ def _resume(run: Run) -> None:
     if not path.exists():
         raise ConfigError(f"resume=True but there is no checkpoint at {path}; run once without resume")
     ck = torch.load(path, map_location=run.device, weights_only=True)
-    old = ck["config"]
+    old = {**TrainConfig().to_dict(), **ck["config"]}   # fields added since: their defaults
     diff = [k for k in ARCH_FIELDS if old.get(k) != cfg.to_dict().get(k)]
     if diff:
         raise ConfigError(f"cannot resume: the checkpoint was made with different {diff} "
@@ -192,7 +192,8 @@ def train_one_epoch(run: Run, epoch: int) -> tuple[float, float]:
 
 
 def evaluate_epoch(run: Run, epoch: int, train_loss: float, train_time: float) -> None:
-    """Test metrics at the training size on rank 0, appended to the history (shared with every rank)."""
+    """Test metrics at the training size on rank 0 -- and ``val_*`` metrics on the validation split
+    when there is one -- appended to the history (shared with every rank)."""
     import torch.distributed as dist
 
     cfg = run.cfg
@@ -201,9 +202,13 @@ def evaluate_epoch(run: Run, epoch: int, train_loss: float, train_time: float) -
         metrics = evaluate(run.model, cfg, {cfg.img_size: run.data["test"][cfg.img_size]}, run.device, amp=cfg.amp)
         rec = {"epoch": epoch + 1, "train_loss": train_loss, "epoch_time_s": train_time,
                "eval_time_s": time.perf_counter() - t1, "test": {str(k): v for k, v in metrics.items()}}
+        msg = ", ".join(f"{k} {v:.4g}" for k, v in metrics[cfg.img_size].items())
+        if "val" in run.data:
+            val = evaluate(run.model, cfg, {cfg.img_size: run.data["val"]}, run.device, amp=cfg.amp)
+            rec["val"] = {f"val_{k}": v for k, v in val[cfg.img_size].items()}
+            msg += ", " + ", ".join(f"{k} {v:.4g}" for k, v in rec["val"].items())
         run.history.append(rec)
         if cfg.progress:
-            msg = ", ".join(f"{k} {v:.4g}" for k, v in metrics[cfg.img_size].items())
             print(f"[{cfg.mixer}] epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4g}, test {msg}, "
                   f"{train_time:.1f} s", flush=True)
     if run.distributed:
@@ -258,6 +263,7 @@ def finish(run: Run, command: str | None, wall_time_s: float) -> dict:
         "world_size": run.world, "threads": torch.get_num_threads(),
         "params": int(run.n_params), "flops_per_image": run.flops,
         "epochs_done": len(history), "history": history, "final": final,
+        "val": history[-1].get("val") if history else None,   # validation split of the last epoch
         "mean_epoch_time_s": float(np.mean([h["epoch_time_s"] for h in history])) if history else None,
         "wall_time_s": wall_time_s,
         "weights_sha256": digest, "rank_digests": digests, "ranks_in_sync": len(set(digests)) == 1,

@@ -1,4 +1,5 @@
-"""Image and field metrics of the experiment chapters: PSNR, SSIM, relative L2.
+"""Metrics of the experiment chapters: PSNR, SSIM, relative L2; top-1 accuracy; the confusion
+matrix and mean intersection-over-union (mIoU) of a segmentation.
 
 Explained in the chapter "Inpainting with different token mixers" (PSNR, SSIM) and
 "Resolution and PDEs" (relative L2).
@@ -8,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["psnr", "ssim", "relative_l2"]
+__all__ = ["psnr", "ssim", "relative_l2", "top1", "confusion_matrix", "iou_per_class", "miou"]
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
@@ -59,3 +60,42 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int 
 def relative_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``||pred - target|| / ||target||`` per sample."""
     return (pred.float() - target.float()).flatten(1).norm(dim=1) / target.float().flatten(1).norm(dim=1)
+
+
+def top1(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1.0 where the largest logit is the target class, else 0.0, per sample: ``logits[B, K]``,
+    ``target[B]`` (class indices) -> ``[B]`` (ties go to the lowest class index)."""
+    if logits.dim() != 2 or target.shape != logits.shape[:1]:
+        raise ValueError(f"logits must be [B, K] and target [B], got {tuple(logits.shape)} and {tuple(target.shape)}")
+    return (logits.argmax(1) == target).float()
+
+
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``C[t, p]``: number of pixels of class ``t`` predicted as ``p`` (int64), for label maps
+    ``pred`` and ``target`` of the same shape with values in ``[0, num_classes)``."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    p, t = pred.reshape(-1).long(), target.reshape(-1).long()
+    for name, v in (("pred", p), ("target", t)):
+        if v.numel() and (int(v.min()) < 0 or int(v.max()) >= num_classes):
+            raise ValueError(f"{name} has labels outside [0, {num_classes})")
+    return torch.bincount(t * num_classes + p, minlength=num_classes**2).reshape(num_classes, num_classes).cpu()
+
+
+def iou_per_class(conf: torch.Tensor) -> torch.Tensor:
+    """Intersection over union of every class, ``C[k, k] / (row_k + col_k - C[k, k])``; NaN for a
+    class absent from both the targets and the predictions (its union is empty)."""
+    conf = conf.double()
+    inter = conf.diagonal()
+    union = conf.sum(0) + conf.sum(1) - inter
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.full_like(inter, float("nan")))
+
+
+def miou(conf: torch.Tensor) -> float:
+    """Mean IoU over the classes present in the targets or the predictions (NaN entries of
+    :func:`iou_per_class` are left out; a class predicted but never present counts as 0)."""
+    iou = iou_per_class(conf)
+    present = ~torch.isnan(iou)
+    if not present.any():
+        raise ValueError("the confusion matrix is empty: no pixel to score")
+    return float(iou[present].mean())
