@@ -213,7 +213,7 @@ def test_model_flops_and_afno_sparsity():
 
 # --------------------------------------------------------------------------- bad configs
 @pytest.mark.parametrize("change,match", [
-    (dict(task="segmentation"), "task must be one of"),
+    (dict(task="detection"), "task must be one of"),
     (dict(mixer="conv"), "mixer must be one of"),
     (dict(epochs=0), "epochs must be a positive integer"),
     (dict(batch_size=-4), "batch_size must be a positive integer"),
@@ -238,7 +238,7 @@ def test_bad_configs_raise_clear_errors(change, match):
 
 
 def test_cli_reports_bad_config_without_traceback(capsys):
-    assert train.main(["--task", "segmentation", "--no-progress"]) == 2
+    assert train.main(["--task", "detection", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "task must be one of" in err and "Traceback" not in err
     assert train.main(["--mixer-kw", "{not json", "--no-progress"]) == 2
