@@ -19,9 +19,10 @@ alignment) touches both dots. What one window shows -- nothing, or one dot at so
 noise -- has the same distribution for every class: a patch carries no information about the
 label. The label lives only in the *relation* between two distant tokens, and that relation is
 a displacement: exactly what a global convolution (GFN, FNO, AFNO) or attention can read in
-one layer. A network without token mixing still pools its tokens at the end; it computes
-``sum_i g(token_i)``, and an orientation of ``p2 - p1`` is not a sum of a function of ``p1``
-and one of ``p2`` (it needs their product), so it stays far from a perfect score.
+one layer. A network without token mixing (mixer ``"identity"``) still pools its tokens at the
+end, so its logits are a sum of per-patch terms: the interaction of two patches, which is what
+decides the class, is exactly zero for it (``tests/test_label_tasks.py`` checks this). That rules
+out a perfect score but not every gain over chance; how far it gets is measured, not assumed.
 
 Why this is a fair miniature of the paper's ImageNet claim: the paper compares token mixers
 (AFNO, GFN, FNO, attention) inside the same classification backbone, trained from scratch, by
