@@ -1,6 +1,8 @@
 """Generated scenes for the classification and segmentation miniatures: offline, seeded, fast.
 
 Nothing is downloaded; every image comes from a NumPy generator seeded by ``(seed, split)``.
+Used by the trainer's ``classification`` and ``segmentation`` tasks (:mod:`afno_lite.train.tasks`)
+for the miniatures of the paper's classification and segmentation experiments.
 
 Classification: :func:`relation_scenes`
 ---------------------------------------
@@ -42,6 +44,13 @@ drawn independently of the type, so a patch that lies entirely inside a shape sh
 fill plus noise whatever the shape: its label is decided only by the shape's outline, which is
 one or more patches away. :func:`flat_patch_fraction` measures how many labelled pixels are in
 such patches. At 128x128 pixels with 4x4 patches the token grid is 32x32 (1,024 tokens).
+
+What it is a miniature of: the paper's high-resolution segmentation, where a per-token head on
+a long token sequence labels every pixel and the mixer must carry context across the image;
+here a pixel's class is decided by an outline that can be many patches away, and the grid is
+large enough for the cost of attention (quadratic in the tokens) to differ from the spectral
+mixers'. What it cannot test: real street scenes, class imbalance and thin structures, the
+paper's backbone and decoder, pre-training, and resolutions of the paper's size.
 """
 from __future__ import annotations
 
