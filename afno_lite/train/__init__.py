@@ -3,9 +3,13 @@
 Used in chapters "Inpainting with different token mixers", "Ablations", "Resolution and
 PDEs" and explained in "Scaling out" (torchrun, DistributedDataParallel, mixed precision).
 
-* Tasks: ``inpainting`` (masked-patch inpainting of grayscale crops, :func:`afno_lite.data.inpainting_data`)
-  and ``pde`` (Navier-Stokes ``w(0) -> w(T)``, :mod:`afno_lite.pde`), both on the same tiny
-  :class:`afno_lite.models.TokenMixerNet` backbone with the mixer chosen by name.
+* Tasks: ``inpainting`` (masked-patch inpainting of grayscale crops, :func:`afno_lite.data.inpainting_data`),
+  ``pde`` (Navier-Stokes ``w(0) -> w(T)``, :mod:`afno_lite.pde`), ``classification`` and
+  ``segmentation`` (generated scenes, :mod:`afno_lite.scenes`; top-1 and mIoU), all on the same
+  tiny :class:`afno_lite.models.TokenMixerNet` backbone with the mixer chosen by name
+  (``"identity"`` is the baseline without token mixing).
+* ``n_val > 0`` holds the last ``n_val`` training samples out as a validation split, scored
+  after every epoch as ``val_*`` metrics (``results["val"]``); the test set is never used to tune.
 * Seeded: the same config gives the same weights (bit for bit on one machine); the data come
   from ``data_seed``, the initialisation and the batch order from ``seed``.
 * CPU by default, the GPU when present (``device="auto"``); ``amp="bf16"`` runs the forward
@@ -48,7 +52,7 @@ from .config import (
 from .diagnostics import afno_sparsity, model_flops, weights_digest
 from .distributed import _launched_by_torchrun, amp_context, dist_env, resolve_device
 from .fit import evaluate_epoch, finish, fit, load_model, save_checkpoint, setup, train_one_epoch
-from .metrics import psnr, relative_l2, ssim
+from .metrics import confusion_matrix, miou, psnr, relative_l2, ssim, top1
 from .provenance import (
     code_hash,
     decode_array,
@@ -66,7 +70,8 @@ _git_commit = git_commit
 _dist_env = dist_env
 
 __all__ = ["TrainConfig", "ConfigError", "TASKS", "AMP_MODES", "SCHEDULES", "DEVICES", "ARCH_FIELDS", "fit",
-           "build_model", "make_data", "evaluate", "predict", "psnr", "ssim", "relative_l2", "model_flops",
+           "build_model", "make_data", "evaluate", "predict", "psnr", "ssim", "relative_l2", "top1", "miou",
+           "confusion_matrix", "model_flops",
            "afno_sparsity", "weights_digest", "encode_array", "decode_array", "load_model", "main", "parser",
            "validate_config", "as_config", "resolve_device", "dist_env", "amp_context", "git_commit", "git_dirty",
            "code_hash",
