@@ -137,15 +137,19 @@ def _norm(obj):
     return json.loads(json.dumps(obj, sort_keys=True))
 
 
-def run_key(cfg: dict) -> str:
-    """Folder name of a run: a hash of its full configuration (defaults filled in), so that
-    identical runs in two groups share one folder and train once."""
+def run_key(cfg: dict, code: str | None = None) -> str:
+    """Folder name of a run: a hash of its full configuration (defaults filled in) and of the
+    ``afno_lite`` sources (``code``, default :func:`~afno_lite.train.provenance.code_hash`), so
+    that identical runs in two groups share one folder and train once, and a change to the
+    library never reuses a run made by other code."""
     import hashlib
 
     from .train import TrainConfig
+    from .train.provenance import code_hash
 
     full = TrainConfig(**cfg).to_dict()
     comparable = {k: v for k, v in full.items() if k not in ("out", "progress", "threads", "resume", "stop_after")}
+    comparable["afno_lite_code"] = code if code is not None else code_hash()
     return hashlib.sha256(json.dumps(_norm(comparable), sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -264,6 +264,15 @@ def test_experiment_plans_share_identical_runs_and_validate():
         experiments.plan("segmentation")
 
 
+def test_run_cache_key_changes_with_the_library_code():
+    """A cached run is reused only by the same configuration AND the same afno_lite sources."""
+    cfg = experiments.plan("inpainting")["runs"]["inpaint-afno-s0"]
+    key = experiments.run_key
+    assert key(cfg, code="aaaa") == key(dict(cfg), code="aaaa")
+    assert key(cfg, code="aaaa") != key(cfg, code="bbbb")
+    assert key(cfg) == key(cfg, code=train.code_hash())
+
+
 def test_cli_options_are_generated_from_the_config_dataclass():
     import dataclasses
 
