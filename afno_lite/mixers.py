@@ -66,7 +66,7 @@ class TokenMixer(nn.Module):
 class NoMixing(TokenMixer):
     """The baseline without token mixing: the identity, ``forward(x) = x`` (no parameters).
     In a block ``t + mixer(norm1(t))`` every token then only sees itself; registered as
-    ``"identity"`` by :func:`afno_lite.registry.register_baselines`."""
+    ``"identity"`` in :mod:`afno_lite.registry` (a record with ``mixes_tokens=False``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)

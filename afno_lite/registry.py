@@ -28,8 +28,7 @@ from .fast import FastAFNO
 from .mixers import AFNO, GlobalFilter, KernelAttention, NoMixing, SelfAttention, SpectralConv2d, TokenMixer
 from .spectral import kept_mode_mask, kept_rows
 
-__all__ = ["MixerSpec", "SPECS", "MIXERS", "register", "unregister", "spec", "mixer", "accepted_kwargs",
-           "BASELINES", "register_baselines"]
+__all__ = ["MixerSpec", "SPECS", "MIXERS", "register", "unregister", "spec", "mixer", "accepted_kwargs"]
 
 
 def _no_kw(H: int, W: int) -> dict:
@@ -46,6 +45,8 @@ class MixerSpec:
     ``H x W`` token grid (a filter grid, every Fourier mode); :class:`~afno_lite.models.TokenMixerNet`
     and the benchmark fill them in when absent. ``growth`` is the exponent of ``N = H*W`` in the
     leading cost (2 for attention's ``N^2``), used to predict run times and memory.
+    ``mixes_tokens=False`` marks a baseline that is not a token mixer (``"identity"``): it is
+    built by :func:`mixer` like the others but not listed in ``afno_lite.MIXERS``.
     """
 
     name: str
@@ -56,19 +57,26 @@ class MixerSpec:
     grid_kw: Callable[[int, int], dict] = _no_kw
     spectral: bool = False
     growth: float = 1.0
+    mixes_tokens: bool = True
 
 
 class _Classes(Mapping):
-    """Read-only ``name -> class`` view of the registry (``afno_lite.MIXERS``)."""
+    """Read-only ``name -> class`` view of the registered token mixers (``afno_lite.MIXERS``;
+    baselines with ``mixes_tokens=False`` are in :data:`SPECS` only)."""
+
+    def _names(self) -> list[str]:
+        return [n for n, r in SPECS.items() if r.mixes_tokens]
 
     def __getitem__(self, name: str) -> type:
+        if name not in self._names():
+            raise KeyError(name)
         return SPECS[name].cls
 
     def __iter__(self) -> Iterator[str]:
-        return iter(SPECS)
+        return iter(self._names())
 
     def __len__(self) -> int:
-        return len(SPECS)
+        return len(self._names())
 
     def __repr__(self) -> str:
         return repr({k: v.__name__ for k, v in self.items()})
@@ -208,15 +216,6 @@ for _record in (
 del _record
 
 
-#: Baselines that are not token mixers (``"identity"``: no token mixing at all). They are
-#: registered by :func:`register_baselines` -- the trainer calls it when imported -- and not
-#: with the mixers above, so that the chapters' tables of token mixers list mixers only.
-BASELINES = (
-    MixerSpec("identity", NoMixing, "no token mixing", lambda m: 0, lambda m, H, W, B: _flops(0)),
-)
-
-
-def register_baselines() -> None:
-    """Register every record of :data:`BASELINES` (idempotent)."""
-    for record in BASELINES:
-        register(record, replace=True)
+#: The baseline that is not a token mixer: no token mixing at all (``forward(x) = x``).
+register(MixerSpec("identity", NoMixing, "no token mixing", lambda m: 0, lambda m, H, W, B: _flops(0),
+                   mixes_tokens=False))

@@ -8,7 +8,6 @@ import afno_lite
 from afno_lite import MixerConfigError, MixerInputError
 from afno_lite.models import TokenMixerNet, count_parameters
 
-afno_lite.registry.register_baselines()     # "identity", the baseline without token mixing
 ALL_MIXERS = ["attention", "kernel_attention", "fno", "gfn", "afno", "afno_fast", "identity"]
 SMALL = dict(embed_dim=16, depth=2, mlp_ratio=2.0)
 

@@ -82,13 +82,15 @@ def test_registry_errors():
 
 
 def test_every_registered_mixer_has_a_record_with_formulas():
-    assert set(afno_lite.MIXERS) == set(registry.SPECS) >= {"attention", "kernel_attention", "fno", "gfn", "afno",
-                                                           "afno_fast"}
+    mixers = {n for n, r in registry.SPECS.items() if r.mixes_tokens}
+    assert set(afno_lite.MIXERS) == mixers >= {"attention", "kernel_attention", "fno", "gfn", "afno", "afno_fast"}
+    assert set(registry.SPECS) - mixers == {"identity"}           # the one baseline, not a mixer
     for name, rec in registry.SPECS.items():
-        assert rec.name == name and afno_lite.MIXERS[name] is rec.cls
+        assert rec.name == name
+        assert (afno_lite.MIXERS[name] is rec.cls) if rec.mixes_tokens else (name not in afno_lite.MIXERS)
         n = complexity.parameter_count(name, 16, **rec.grid_kw(8, 8))
-        # a token mixer has parameters; the baselines (``"identity"``) have none
-        assert n == 0 and sum(p.numel() for p in rec.cls(16).parameters()) == 0 if rec in registry.BASELINES else n > 0
+        # a token mixer has parameters; the baseline (``"identity"``) has none
+        assert n == 0 and sum(p.numel() for p in rec.cls(16).parameters()) == 0 if not rec.mixes_tokens else n > 0
 
 
 def test_afno_fast_is_registered_with_the_others_not_by_an_import_side_effect():
@@ -138,10 +140,11 @@ def test_the_name_check_catches_a_comparison():
         assert not any(p.search(_code(fine)) for p in patterns), fine
 
 
-def test_the_no_mixing_baseline_is_the_identity_and_registered_on_demand():
-    registry.register_baselines()
-    registry.register_baselines()                     # idempotent
+def test_the_no_mixing_baseline_is_the_identity_registered_like_the_others():
+    """Registered with the records at import (no side effect of importing the trainer), and
+    kept out of the list of token mixers."""
     m = afno_lite.mixer("identity", 8)
+    assert "identity" not in afno_lite.MIXERS and "identity" in registry.SPECS
     x = torch.randn(2, 3, 5, 8)
     assert torch.equal(m(x), x) and registry.spec("identity").params(m) == 0
     assert complexity.flops("identity", 8, (3, 5))["total"] == 0

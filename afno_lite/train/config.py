@@ -22,13 +22,12 @@ from .._checks import (
     check_positive,
     check_positive_int,
 )
-from ..registry import MIXERS, register_baselines
+from ..registry import SPECS
 from ..scenes import relation_displacements
 
 __all__ = ["TrainConfig", "ConfigError", "TASKS", "AMP_MODES", "SCHEDULES", "DEVICES", "HELP", "validate_config",
            "as_config", "ARCH_FIELDS"]
 
-register_baselines()             # the trainer offers mixer="identity" (no token mixing) as a baseline
 
 TASKS = ("inpainting", "pde", "classification", "segmentation")
 AMP_MODES = ("none", "bf16", "fp16")
@@ -88,7 +87,7 @@ class TrainConfig:
 HELP = {
     "task": f"one of {TASKS}",
     "n_val": "validation samples held out of the n_train training samples (reported as val_* metrics)",
-    "mixer": "a registered mixer: " + ", ".join(sorted(MIXERS)),
+    "mixer": "a registered mixer: " + ", ".join(sorted(SPECS)) + " (identity: no token mixing)",
     "mixer_kw": 'JSON dict of mixer keyword arguments, e.g. \'{"num_blocks": 4}\'',
     "eval_sizes": "extra grid sizes evaluated zero-shot",
     "schedule": f"one of {SCHEDULES}",
@@ -171,8 +170,8 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"config must be a TrainConfig or a dict of its fields, got {type(cfg).__name__}")
     with _as_config_errors():
         check_choice(cfg.task, "task", TASKS)
-        if not isinstance(cfg.mixer, str) or cfg.mixer not in MIXERS:
-            raise ConfigError(f"mixer must be one of {sorted(MIXERS)}, got {cfg.mixer!r}")
+        if not isinstance(cfg.mixer, str) or cfg.mixer not in SPECS:
+            raise ConfigError(f"mixer must be one of {sorted(SPECS)}, got {cfg.mixer!r}")
         if not isinstance(cfg.mixer_kw, dict):
             raise ConfigError(f"mixer_kw must be a dict of keyword arguments for the mixer, got {cfg.mixer_kw!r}")
         _check_numbers(cfg)
