@@ -265,8 +265,9 @@ class AFNO(TokenMixer):
     num_blocks: ``k``, number of diagonal blocks (must divide ``dim``).
     hidden_factor: ``f``, hidden width of the block MLP is ``b*f`` with ``b = C/k``.
     sparsity_threshold: ``λ`` of the soft-thresholding (depends on the ``"ortho"`` FFT norm).
-    keep_fraction: hard thresholding, keep modes with ``|k_H| <= ⌊f·H//2⌋`` and
-        ``k_W <= ⌊f·W//2⌋`` (see :func:`afno_lite.spectral.kept_mode_mask`); 1.0 keeps all.
+    keep_fraction: ``ρ``, mode truncation (the paper's hard thresholding): keep the modes with
+        ``|k_H| <= ⌊ρ·⌊H/2⌋⌋`` and ``k_W <= ⌊ρ·⌊W/2⌋⌋`` (see
+        :func:`afno_lite.spectral.kept_mode_mask`); 1.0 keeps all.
     bias: learn the MLP biases ``b1``, ``b2``; with ``bias=False`` they stay in the module
         (NVIDIA's layout) as zeros that never train, and the forward pass is the same code.
     activation: ``"relu"`` (applied to real and imaginary parts separately) or ``None``.
