@@ -7,7 +7,7 @@ Data flow for an image ``x[B, C_in, H, W]`` with patch size ``p`` and token grid
 ``h = H/p``, ``w = W/p``::
 
     tokens = Conv2d(C_in, D, kernel=p, stride=p)(x)         # [B, D, h, w] -> [B, h, w, D]
-    tokens = tokens + pos_embed (bilinearly resized to h x w when needed)
+    tokens = tokens + pos_embed (bilinearly resized to h x w when needed; pos_embed="none": no embedding)
     for each block:  t = t + mixer(norm1(t));  t = t + mlp(norm2(t))
     t = norm(t)
     head="image":    Linear(D, p*p*C_out), unpatchify -> [B, C_out, H, W]
@@ -39,9 +39,13 @@ from ._checks import MixerConfigError, MixerInputError, check_choice, check_posi
 from .registry import accepted_kwargs, spec
 from .registry import mixer as build_mixer
 
-__all__ = ["TokenMixerNet", "Block", "Mlp", "count_parameters", "HEADS"]
+__all__ = ["TokenMixerNet", "Block", "Mlp", "count_parameters", "HEADS", "POS_EMBEDS"]
 
 HEADS = ("image", "classify")
+#: ``"learned"``: a learned ``[h, w, D]`` table, resized bilinearly on another grid (it makes the
+#: network depend on the grid even when the mixer does not); ``"none"``: no position embedding,
+#: so only the mixer (and the patch size) can make the network grid-dependent.
+POS_EMBEDS = ("learned", "none")
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
@@ -106,6 +110,7 @@ class TokenMixerNet(nn.Module):
     embed_dim, depth, mlp_ratio: width, number of blocks, MLP hidden width factor.
     head: ``"image"`` (image-to-image) or ``"classify"`` (mean pool + linear).
     num_classes: outputs of the classification head.
+    pos_embed: ``"learned"`` (default) or ``"none"`` (see :data:`POS_EMBEDS`).
     mixer_kw: extra keyword arguments for every mixer. Filled in when absent: the record's
         ``grid_kw(h, w)`` (:mod:`afno_lite.registry`: ``grid=(h, w)`` for ``gfn``,
         ``modes=(h//2, w//2)``, every mode of the token grid, for ``fno``);
@@ -121,10 +126,11 @@ class TokenMixerNet(nn.Module):
     def __init__(self, mixer: str = "afno", img_size=(32, 32), patch_size=4, in_chans: int = 3,
                  out_chans: int | None = None, embed_dim: int = 64, depth: int = 4, mlp_ratio: float = 4.0,
                  head: str = "image", num_classes: int = 10, mixer_kw: dict | None = None,
-                 check_finite: bool = True):
+                 check_finite: bool = True, pos_embed: str = "learned"):
         super().__init__()
         spec(mixer)                                # a clear error for an unknown name
         check_choice(head, "head", HEADS)
+        self.pos_embed_type = check_choice(pos_embed, "pos_embed", POS_EMBEDS)
         self.img_size = _pair(img_size, "img_size")
         self.patch_size = _pair(patch_size, "patch_size")
         (H, W), (ph, pw) = self.img_size, self.patch_size
@@ -151,8 +157,11 @@ class TokenMixerNet(nn.Module):
 
         D = self.embed_dim
         self.patch_embed = nn.Conv2d(self.in_chans, D, kernel_size=self.patch_size, stride=self.patch_size)
-        self.pos_embed = nn.Parameter(torch.zeros(1, *self.grid, D))
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.pos_embed_type == "learned":
+            self.pos_embed = nn.Parameter(torch.zeros(1, *self.grid, D))
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        else:
+            self.register_parameter("pos_embed", None)
         self.blocks = nn.ModuleList(
             [Block(D, build_mixer(mixer, D, **self.mixer_kw), mlp_ratio) for _ in range(self.depth)]
         )
@@ -191,8 +200,10 @@ class TokenMixerNet(nn.Module):
     def resize_pos_embed(self, grid) -> torch.Tensor:
         """The position embedding ``[1, h', w', D]`` for a token grid ``(h', w')``:
         the learned ``[1, h, w, D]`` itself when the grid matches, otherwise bilinearly
-        interpolated (``align_corners=False``, differentiable)."""
+        interpolated (``align_corners=False``, differentiable); ``None`` without one."""
         gh, gw = _pair(tuple(grid), "grid")
+        if self.pos_embed is None:
+            return None
         if (gh, gw) == self.grid:
             return self.pos_embed
         t = self.pos_embed.permute(0, 3, 1, 2)
@@ -206,8 +217,8 @@ class TokenMixerNet(nn.Module):
         ph, pw = self.patch_size
         if H % ph or W % pw:
             raise MixerConfigError(f"img_size={(H, W)} must be divisible by patch_size={self.patch_size}")
-        new = self.resize_pos_embed((H // ph, W // pw)).detach().clone()
-        self.pos_embed = nn.Parameter(new)
+        if self.pos_embed is not None:
+            self.pos_embed = nn.Parameter(self.resize_pos_embed((H // ph, W // pw)).detach().clone())
         self.img_size, self.grid = (H, W), (H // ph, W // pw)
 
     # ------------------------------------------------------------------ forward
@@ -233,7 +244,9 @@ class TokenMixerNet(nn.Module):
         """Normalised output tokens ``[B, h, w, D]`` for images ``x[B, C_in, H, W]``."""
         self._check_input(x)
         t = self.patch_embed(x).permute(0, 2, 3, 1)               # [B, h, w, D]
-        t = t + self.resize_pos_embed(t.shape[1:3])
+        pe = self.resize_pos_embed(t.shape[1:3])
+        if pe is not None:
+            t = t + pe
         for blk in self.blocks:
             t = blk(t)
         return self.norm(t)

@@ -236,3 +236,34 @@ def test_bad_input_errors(make_x, exc, match):
 def test_registry_mixers_are_all_covered():
     """Every registered mixer (afno_fast included) runs through the tests above."""
     assert set(afno_lite.MIXERS) <= set(ALL_MIXERS)
+
+
+# --------------------------------------------------------------------------- position embedding
+@pytest.mark.parametrize("mixer", ["gfn", "attention"])
+def test_without_position_embedding_the_network_commutes_with_patch_shifts(mixer):
+    """pos_embed="none": only the mixer sees positions. GFN and attention commute with circular
+    shifts of the token grid, so the whole network commutes with shifts by whole patches; the
+    learned embedding breaks that (the control chapter 10 needs)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    shift = lambda t: torch.roll(t, shifts=(4, 8), dims=(-2, -1))  # noqa: E731 (one and two patches)
+    outs = {}
+    for pe in ("none", "learned"):
+        torch.manual_seed(1)
+        net = TokenMixerNet(mixer, img_size=32, patch_size=4, in_chans=3, embed_dim=16, depth=2,
+                            pos_embed=pe).double().eval()
+        with torch.no_grad():
+            outs[pe] = float((net(shift(x)) - shift(net(x))).abs().max())
+    assert outs["none"] < 1e-10 and outs["learned"] > 1e-4, outs
+
+
+def test_no_position_embedding_has_no_parameter_and_runs_on_other_grids():
+    a = TokenMixerNet("afno", img_size=32, patch_size=4, embed_dim=16, depth=1, pos_embed="none")
+    b = TokenMixerNet("afno", img_size=32, patch_size=4, embed_dim=16, depth=1)
+    assert a.pos_embed is None and a.resize_pos_embed((16, 16)) is None
+    assert count_parameters(b) - count_parameters(a) == 8 * 8 * 16
+    assert a(torch.randn(1, 3, 64, 48)).shape == (1, 3, 64, 48)
+    a.set_img_size(64)
+    assert a.grid == (16, 16) and a.pos_embed is None
+    with pytest.raises(MixerConfigError, match="pos_embed"):
+        TokenMixerNet("afno", pos_embed="sinusoidal")

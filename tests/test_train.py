@@ -303,3 +303,11 @@ def test_code_hash_changes_with_the_code_and_atomic_writes_leave_no_temp(tmp_pat
     out = provenance.write_json(tmp_path / "r.json", {"a": [1, 2]})
     assert json.loads(out.read_text()) == {"a": [1, 2]} and sorted(p.name for p in tmp_path.iterdir()) == [
         "afno_lite", "r.json"]
+
+
+def test_pos_embed_option_reaches_the_model_and_is_validated():
+    res, model = train.fit(dict(TINY, epochs=1, pos_embed="none"), return_model=True)
+    assert model.pos_embed is None and res["config"]["pos_embed"] == "none"
+    with pytest.raises(train.ConfigError, match="pos_embed"):
+        train.fit(dict(TINY, pos_embed="rope"))
+    assert train.parser().parse_args(["--pos-embed", "none"]).pos_embed == "none"

@@ -22,6 +22,7 @@ from .._checks import (
     check_positive,
     check_positive_int,
 )
+from ..models import POS_EMBEDS
 from ..registry import SPECS
 from ..scenes import relation_displacements
 
@@ -49,6 +50,7 @@ class TrainConfig:
     embed_dim: int = 32
     depth: int = 2
     mlp_ratio: float = 2.0
+    pos_embed: str = "learned"       # or "none": no position embedding (a control for resolution transfer)
     patch_size: int = 4
     img_size: int = 32               # training image / PDE grid size
     epochs: int = 2
@@ -87,6 +89,7 @@ class TrainConfig:
 HELP = {
     "task": f"one of {TASKS}",
     "n_val": "validation samples held out of the n_train training samples (reported as val_* metrics)",
+    "pos_embed": "position embedding: " + " or ".join(POS_EMBEDS) + " (none: only the mixer sees positions)",
     "mixer": "a registered mixer: " + ", ".join(sorted(SPECS)) + " (identity: no token mixing)",
     "mixer_kw": 'JSON dict of mixer keyword arguments, e.g. \'{"num_blocks": 4}\'',
     "eval_sizes": "extra grid sizes evaluated zero-shot",
@@ -99,7 +102,7 @@ HELP = {
 }
 
 #: Fields a checkpoint must share with the config that resumes it.
-ARCH_FIELDS = ("task", "mixer", "mixer_kw", "embed_dim", "depth", "mlp_ratio", "patch_size", "img_size",
+ARCH_FIELDS = ("task", "mixer", "mixer_kw", "embed_dim", "depth", "mlp_ratio", "pos_embed", "patch_size", "img_size",
                "batch_size", "n_train", "n_test", "mask_ratio", "mask_patch", "pde_T", "pde_nu", "seed",
                "data_seed", "schedule", "lr", "weight_decay", "pde_residual", "n_val")
 
@@ -176,6 +179,7 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
             raise ConfigError(f"mixer_kw must be a dict of keyword arguments for the mixer, got {cfg.mixer_kw!r}")
         _check_numbers(cfg)
         check_choice(cfg.schedule, "schedule", SCHEDULES)
+        check_choice(cfg.pos_embed, "pos_embed", POS_EMBEDS)
         check_choice(cfg.amp, "amp", AMP_MODES)
         if cfg.device not in DEVICES:
             raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {cfg.device!r}")

@@ -49,7 +49,7 @@ def build_model(cfg: TrainConfig) -> TokenMixerNet:
     try:
         return TokenMixerNet(cfg.mixer, img_size=cfg.img_size, patch_size=cfg.patch_size, in_chans=cin,
                              out_chans=cout, embed_dim=cfg.embed_dim, depth=cfg.depth, mlp_ratio=cfg.mlp_ratio,
-                             head=head, num_classes=cout, mixer_kw=dict(cfg.mixer_kw))
+                             head=head, num_classes=cout, mixer_kw=dict(cfg.mixer_kw), pos_embed=cfg.pos_embed)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"cannot build mixer {cfg.mixer!r} with mixer_kw={cfg.mixer_kw}: {e}") from e
 
