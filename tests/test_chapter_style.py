@@ -123,8 +123,9 @@ def _code_cell(start: int, body: list[tuple[int, str]]) -> CodeCell:
 # ---------------------------------------------------------------------------------- (a)
 def check_code_line_length(text: str) -> list[Offence]:
     cells, _ = parse(text)
+    # the cell's metadata (figure captions, wrapped by jupytext) counts too: it is part of the cell
     return [(n, f"code line of {len(line)} characters (> {MAX_CODE_LINE})")
-            for cell in cells for n, line in cell.lines if len(line) > MAX_CODE_LINE]
+            for cell in cells for n, line in [*cell.meta_lines, *cell.lines] if len(line) > MAX_CODE_LINE]
 
 
 # ---------------------------------------------------------------------------------- (b)
@@ -407,6 +408,12 @@ def test_parser_sees_every_code_cell_jupytext_sees(chapter: Path):
     assert len(cells) == sum(c.cell_type == "code" for c in nb.cells)
     sources = [c.source for c in nb.cells if c.cell_type == "code"]
     assert ["\n".join(t for _, t in c.lines).strip() for c in cells] == [s.strip() for s in sources]
+
+
+def test_a_long_metadata_line_of_a_code_cell_is_checked():
+    text = ("```{code-cell} ipython3\n---\nmystnb:\n  figure:\n    caption: " + "word " * 20
+            + "\n    name: fig-x\n---\nx = 1\n```\n")
+    assert check_code_line_length(text), "the long caption line was not seen"
 
 
 def test_a_code_cell_after_a_directive_is_checked():
