@@ -154,13 +154,13 @@ def run_key(cfg: dict, code: str | None = None) -> str:
 
 
 def _train_one(args) -> tuple[str, dict]:
-    name, cfg, run_root, fresh, command = args
+    name, cfg, key, run_root, fresh, command = args
     import torch
 
     from .train import fit
 
     torch.set_num_threads(1)
-    out = Path(run_root) / run_key(cfg)
+    out = Path(run_root) / key
     res_path = out / "results.json"
     if not fresh and res_path.exists():
         print(f"[experiments] {name}: reusing {res_path}", flush=True)
@@ -204,11 +204,12 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
 
     commit, dirty, code = git_commit(), git_dirty(), code_hash()
     t0 = time.perf_counter()
+    keys = {name: run_key(cfg, code) for name, cfg in p["runs"].items()}   # hash the sources once
     tasks, seen = [], set()
     for name, cfg in p["runs"].items():
-        if run_key(cfg) not in seen:
-            seen.add(run_key(cfg))
-            tasks.append((name, cfg, str(run_root), fresh, command))
+        if keys[name] not in seen:
+            seen.add(keys[name])
+            tasks.append((name, cfg, keys[name], str(run_root), fresh, command))
     # the slowest runs first (PDE, then mixers whose cost grows fastest), so that the workers finish together
     from .registry import spec
 
@@ -220,7 +221,7 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
             done = dict(pool.map(_train_one, tasks, chunksize=1))
     else:
         done = dict(_train_one(t) for t in tasks)
-    by_key = {run_key(p["runs"][n]): r for n, r in done.items()}
+    by_key = {keys[n]: r for n, r in done.items()}
 
     doc = {
         "group": group,
@@ -236,7 +237,7 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
         "wall_time_s": time.perf_counter() - t0,
         "series": p["series"],
         "baselines": _baselines(group, fast),
-        "runs": {name: dict(_compact(by_key[run_key(cfg)]), run_key=run_key(cfg)) for name, cfg in p["runs"].items()},
+        "runs": {name: dict(_compact(by_key[keys[name]]), run_key=keys[name]) for name in p["runs"]},
     }
     path = write_json(out_dir / f"{group}.json", doc)
     print(f"[experiments] wrote {path} ({doc['wall_time_s']:.0f} s)", flush=True)
