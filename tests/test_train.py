@@ -247,21 +247,50 @@ def test_cli_reports_bad_config_without_traceback(capsys):
 
 # --------------------------------------------------------------------------- experiment plans
 def test_experiment_plans_share_identical_runs_and_validate():
-    inp, abl, res = (experiments.plan(g) for g in experiments.GROUPS)
+    lrs = {"attention": 1e-3, "gfn": 3e-3, "fno": 1e-2, "afno": 1e-2}
+    inp, abl, res = (experiments.plan(g, lrs=lrs) for g in experiments.GROUPS)
     key = experiments.run_key
-    # the ablation base run and its seeds are the inpainting AFNO runs: trained once
-    assert key(abl["runs"]["abl-base"]) == key(inp["runs"]["inpaint-afno-s0"])
+    # the ablation base runs are the first three inpainting AFNO seeds: trained once
     assert [key(abl["runs"][n]) for n in abl["series"]["seeds"]] == \
-        [key(inp["runs"][n]) for n in inp["series"]["mixers"]["afno"]]
-    assert key(abl["runs"]["abl-hard"]) != key(abl["runs"]["abl-base"])
+        [key(inp["runs"][n]) for n in inp["series"]["mixers"]["afno"][:3]]
+    # each mixer's seed-0 run at its selected rate is the sweep run at that rate (trained once)
+    for m, lr in lrs.items():
+        sweep = inp["runs"][inp["series"]["sweep"][m][f"{lr:g}"]]
+        assert key(sweep) == key(inp["runs"][f"inpaint-{m}-s0"]) and sweep["lr"] == lr
+        assert all(inp["runs"][n]["lr"] == lr for n in inp["series"]["mixers"][m])
+    # the one-block AFNO of the ablations is the parameter-matched variant
+    assert [key(abl["runs"][n]) for n in abl["series"]["blocks"]["1"]] == \
+        [key(inp["runs"][n]) for n in inp["series"]["matched"]["afno-k1"]]
+    assert all(abl["runs"][n]["lr"] == lrs["afno"] for n in abl["runs"])
+    assert key(abl["runs"]["abl-hard-s0"]) != key(abl["runs"]["abl-base-s0"])
+    # the seed rule: five seeds for the headline comparison, three for every other setting
+    assert all(len(v) == 5 for v in inp["series"]["mixers"].values())
+    for p in (abl, res):
+        for v in _leaves(p["series"]):
+            assert len(v) >= 3, v
+    assert set(res["series"]["mixers"]) == {"learned", "none"}
     for p in (inp, abl, res):
         for cfg in p["runs"].values():
             train.validate_config(train.TrainConfig(**cfg))           # every planned run is a valid config
+    # the data the headline runs learn from: a 16x16 token grid, a validation split for the sweep
+    c = inp["runs"]["inpaint-afno-s0"]
+    assert (c["img_size"] // c["patch_size"], c["n_val"] > 0) == (16, True)
     fast = experiments.plan("inpainting", fast=True)["runs"]["inpaint-afno-s0"]
-    assert fast["epochs"] < inp["runs"]["inpaint-afno-s0"]["epochs"]
+    assert fast["epochs"] < c["epochs"]
     assert all(c["eval_sizes"] == (64,) for c in res["runs"].values())
     with pytest.raises(ValueError, match="group must be"):
         experiments.plan("segmentation")
+    with pytest.raises(ValueError, match="missing"):
+        experiments.plan("inpainting", lrs={"afno": 1e-3})
+
+
+def _leaves(series):
+    """The lists of run names inside a (nested) series dict."""
+    if isinstance(series, list):
+        yield series
+    else:
+        for v in series.values():
+            yield from _leaves(v)
 
 
 def test_run_cache_key_changes_with_the_library_code():
