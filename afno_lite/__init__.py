@@ -18,7 +18,8 @@ no cycle)::
     4  registry                            one record per mixer
     5  complexity models compat            formulas; the backbone; NVIDIA weights
     6  explore train                       explorers; the trainer
-    7  bench experiments widgets           the benchmark; full runs; explorers' old name
+    7  bench widgets                       the benchmark (and step costs); explorers' old name
+    8  experiments                         the full runs behind the experiment chapters
 """
 from . import compat, complexity, data, fast, models, registry, spectral  # noqa: E402
 from ._checks import MixerConfigError, MixerInputError

@@ -1,9 +1,9 @@
 """The full runs behind the experiment chapters: ``python -m afno_lite.experiments GROUP``.
 
-``GROUP`` is ``all``, ``inpainting``, ``ablations`` or ``resolution``. ``make experiments`` runs
-``python -m afno_lite.experiments all`` and writes
-``notebooks/results/{inpainting,ablations,resolution}.json``, which chapters "Inpainting",
-"Ablations" and "Resolution and PDEs" plot. Every file records the command, the seeds, the
+``GROUP`` is ``all`` or one of :data:`GROUPS`. ``make experiments`` runs
+``python -m afno_lite.experiments all`` and writes ``notebooks/results/<group>.json``, which
+chapters "Inpainting", "Ablations", "Resolution and PDEs" and "Classification and
+segmentation" plot. Every file records the command, the seeds, the
 git commit, whether the tree was dirty, the hash of the ``afno_lite`` sources, the date and the
 full configuration of every run; nothing in them is edited by hand.
 
@@ -21,6 +21,12 @@ The seed rule (:mod:`afno_lite.evidence`, book section "How we measure") decides
 * ``resolution``: the Navier-Stokes task trained at 32x32, evaluated at 32x32 and zero-shot
   at 64x64, for FNO, AFNO, GFN and attention, each with the learned position embedding and
   without one (the control: then only the mixer sees positions); three seeds each.
+* ``classification``: the relation scenes (:func:`afno_lite.scenes.relation_scenes`), 8x8
+  tokens; attention, GFN, FNO, AFNO and the network without token mixing; three seeds each.
+* ``segmentation``: the shape scenes (:func:`afno_lite.scenes.shape_scenes`) on a 32x32
+  token grid; AFNO keeping 100 %, 35 % and 25 % of the modes, GFN, FNO and attention; three
+  seeds each; then the time and peak memory of one training step at 32x32, 64x64 and 128x128
+  tokens (:mod:`afno_lite.bench.stepcost`; predicted, and labelled so, where over budget).
 
 Runs go to ``runs/experiments/<key>/`` (checkpoint + results), ``key`` a hash of the full
 configuration and of the ``afno_lite`` sources: a run whose folder already holds results is
@@ -62,7 +68,9 @@ PDE_BASE = dict(task="pde", embed_dim=32, depth=4, mlp_ratio=2.0, patch_size=1, 
 #: What ``--fast`` (and the chapters' live runs under AFNO_FAST=1) change: a 32x32 image (8x8
 #: tokens), a few hundred samples, two epochs, two blocks.
 FAST_OVERRIDES = {"inpainting": dict(epochs=2, img_size=32, n_train=320, n_val=64, n_test=64, depth=2),
-                  "pde": dict(epochs=2, n_train=64, n_test=16, depth=2)}
+                  "pde": dict(epochs=2, n_train=64, n_test=16, depth=2),
+                  "classification": dict(epochs=2, n_train=448, n_val=64, n_test=128, depth=2),
+                  "segmentation": dict(epochs=2, img_size=32, n_train=64, n_test=32, depth=2)}
 
 #: Mixer keyword arguments used everywhere (attention: 4 heads of 8 channels).
 #: AFNO: the paper's defaults, k = 8 blocks and lambda = 0.01 (ortho FFT).
@@ -70,14 +78,32 @@ AFNO_KW = {"sparsity_threshold": 0.01, "num_blocks": 8}
 MIXER_KW = {"attention": {"num_heads": 4}, "gfn": {}, "fno": {}, "afno": AFNO_KW}
 PDE_MIXER_KW = {"attention": {"num_heads": 4}, "gfn": {}, "fno": {"modes": (8, 8)}, "afno": AFNO_KW}
 
-GROUPS = ("inpainting", "ablations", "resolution")
+#: The classification miniature (:func:`afno_lite.scenes.relation_scenes`): 32x32 images, 4x4
+#: patches (8x8 tokens), 12 classes, 5,120 training images after the 256 validation images.
+CLS_BASE = dict(task="classification", embed_dim=32, depth=4, mlp_ratio=2.0, patch_size=4, img_size=32, epochs=10,
+                batch_size=16, lr=3e-3, weight_decay=0.01, n_train=5376, n_val=256, n_test=1024)
+CLS_MIXERS = ("attention", "gfn", "fno", "afno", "identity")
+#: The segmentation miniature (:func:`afno_lite.scenes.shape_scenes`): 64x64 images, 2x2 patches,
+#: a 32x32 token grid (1,024 tokens).
+SEG_BASE = dict(task="segmentation", embed_dim=32, depth=4, mlp_ratio=2.0, patch_size=2, img_size=64, epochs=8,
+                batch_size=16, lr=3e-3, weight_decay=0.01, n_train=512, n_test=128)
+#: The segmentation settings: AFNO keeping 100 %, 35 % and 25 % of the modes (the paper's
+#: AFNO-100 % / AFNO-25 % and its 35 % ablation), GFN, FNO (8x8 modes) and attention.
+SEG_SETTINGS = {"afno-100": ("afno", AFNO_KW), "afno-35": ("afno", dict(AFNO_KW, keep_fraction=0.35)),
+                "afno-25": ("afno", dict(AFNO_KW, keep_fraction=0.25)), "gfn": ("gfn", {}),
+                "fno": ("fno", {"modes": (8, 8)}), "attention": ("attention", {"num_heads": 4})}
+#: Step time and memory of the segmentation model are measured on these token grids (sides).
+COST_GRIDS = (32, 64, 128)
+COST_SETTINGS = ("afno-100", "afno-25", "attention")
+
+GROUPS = ("inpainting", "ablations", "resolution", "classification", "segmentation")
 INPAINT_MIXERS = ("attention", "gfn", "fno", "afno")
 HEADLINE_SEEDS = (0, 1, 2, 3, 4)   # the headline comparison: five seeds (the seed rule)
 SEEDS = (0, 1, 2)                  # every other setting: three
 INPAINT_SEEDS = HEADLINE_SEEDS
 ABLATION_SEEDS = SEEDS
 #: The learning-rate sweep: every mixer at each rate, seed 0, scored by validation PSNR.
-LRS = (1e-3, 3e-3, 1e-2)
+LRS = (1e-3, 3e-3, 1e-2, 3e-2)
 SWEEP_SEED = 0
 #: Parameter-matched variants beside the defaults: ``name -> (mixer, mixer_kw, matched to)``.
 #: AFNO with one block has exactly attention's parameter count; FNO keeping 2x1 modes has
@@ -176,6 +202,15 @@ def plan(group: str, fast: bool = False, lrs: dict | None = None) -> dict:
         _plan_inpainting(fast, lrs, runs, series)
     elif group == "ablations":
         _plan_ablations(fast, lrs["afno"], runs, series)
+    elif group in ("classification", "segmentation"):
+        settings = ({m: (m, MIXER_KW.get(m, {})) for m in CLS_MIXERS} if group == "classification" else SEG_SETTINGS)
+        base, prefix = (CLS_BASE, "cls") if group == "classification" else (SEG_BASE, "seg")
+        series["settings"] = {}
+        for name, (m, kw) in settings.items():
+            series["settings"][name] = [f"{prefix}-{name}-s{s}" for s in SEEDS]
+            for s_ in SEEDS:
+                runs[f"{prefix}-{name}-s{s_}"] = _cfg(base, fast, mixer=m, mixer_kw=dict(kw), seed=s_,
+                                                    examples=4 if s_ == 0 else 0)
     else:
         series["mixers"] = {pos: {} for pos in POS_EMBEDS}
         for pos in POS_EMBEDS:
@@ -260,6 +295,26 @@ def _baselines(group: str, fast: bool) -> dict:
 _TRAINED: set = set()   # run keys trained or reused in this process (see --fresh)
 
 
+def _costs(group: str, fast: bool) -> dict:
+    """Segmentation: time and peak memory of one training step (batch 1) per setting of
+    :data:`COST_SETTINGS` on the grids :data:`COST_GRIDS` (:mod:`afno_lite.bench.stepcost`),
+    measured in this process with every thread after the trainings have finished."""
+    if group != "segmentation":
+        return {}
+    import torch
+
+    from .bench.stepcost import grid_costs
+
+    grids = COST_GRIDS[:2] if fast else COST_GRIDS
+    out = {}
+    for name in COST_SETTINGS:
+        m, kw = SEG_SETTINGS[name]
+        cfg = _cfg(SEG_BASE, fast, mixer=m, mixer_kw=dict(kw))
+        out[name] = grid_costs(cfg, grids=tuple(g // 4 if fast else g for g in grids), budget_s=30.0,
+                               repeats=3)
+    return {"threads": torch.get_num_threads(), "batch": 1, "grids": {n: v for n, v in out.items()}}
+
+
 def _train_all(runs: dict, run_root: Path, fresh: bool, command: str, jobs: int, code: str) -> tuple[dict, dict]:
     """Train (or reuse) every run of ``runs``; ``({name: result}, {name: run key})``."""
     keys = {name: run_key(cfg, code) for name, cfg in runs.items()}   # hash the sources once
@@ -325,7 +380,8 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
 
     commit, dirty, code = git_commit(), git_dirty(), code_hash()
     t0 = time.perf_counter()
-    lrs, selection = (None, {}) if group == "resolution" else select_lrs(fast, jobs, fresh, run_root, command)
+    needs_lr = group in ("inpainting", "ablations")
+    lrs, selection = select_lrs(fast, jobs, fresh, run_root, command) if needs_lr else (None, {})
     p = plan(group, fast, lrs)
     done, keys = _train_all(p["runs"], run_root, fresh, command, jobs, code)
     doc = {
@@ -343,6 +399,7 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
         "selection": selection,
         "series": p["series"],
         "baselines": _baselines(group, fast),
+        "cost": _costs(group, fast),
         "runs": {name: dict(_compact(done[name]), run_key=keys[name]) for name in p["runs"]},
     }
     path = write_json(out_dir / f"{group}.json", doc)

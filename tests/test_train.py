@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from afno_lite import experiments, train
+from afno_lite.train import tasks
 from afno_lite.complexity import measure_flops
 
 REPO = Path(__file__).resolve().parents[1]
@@ -248,7 +249,7 @@ def test_cli_reports_bad_config_without_traceback(capsys):
 # --------------------------------------------------------------------------- experiment plans
 def test_experiment_plans_share_identical_runs_and_validate():
     lrs = {"attention": 1e-3, "gfn": 3e-3, "fno": 1e-2, "afno": 1e-2}
-    inp, abl, res = (experiments.plan(g, lrs=lrs) for g in experiments.GROUPS)
+    inp, abl, res, cls, seg = (experiments.plan(g, lrs=lrs) for g in experiments.GROUPS)
     key = experiments.run_key
     # the ablation base runs are the first three inpainting AFNO seeds: trained once
     assert [key(abl["runs"][n]) for n in abl["series"]["seeds"]] == \
@@ -265,11 +266,11 @@ def test_experiment_plans_share_identical_runs_and_validate():
     assert key(abl["runs"]["abl-hard-s0"]) != key(abl["runs"]["abl-base-s0"])
     # the seed rule: five seeds for the headline comparison, three for every other setting
     assert all(len(v) == 5 for v in inp["series"]["mixers"].values())
-    for p in (abl, res):
+    for p in (abl, res, cls, seg):
         for v in _leaves(p["series"]):
             assert len(v) >= 3, v
     assert set(res["series"]["mixers"]) == {"learned", "none"}
-    for p in (inp, abl, res):
+    for p in (inp, abl, res, cls, seg):
         for cfg in p["runs"].values():
             train.validate_config(train.TrainConfig(**cfg))           # every planned run is a valid config
     # the data the headline runs learn from: a 16x16 token grid, a validation split for the sweep
@@ -278,8 +279,15 @@ def test_experiment_plans_share_identical_runs_and_validate():
     fast = experiments.plan("inpainting", fast=True)["runs"]["inpaint-afno-s0"]
     assert fast["epochs"] < c["epochs"]
     assert all(c["eval_sizes"] == (64,) for c in res["runs"].values())
+    # the miniatures of the paper's other experiments: >= 10 classes and >= 5k training
+    # images; a segmentation grid of at least 32x32 tokens
+    c = cls["runs"]["cls-afno-s0"]
+    assert c["n_train"] - c["n_val"] >= 5000 and tasks.NUM_CLASSES["classification"] >= 10
+    assert "cls-identity-s0" in cls["runs"]
+    c = seg["runs"]["seg-afno-25-s0"]
+    assert c["img_size"] // c["patch_size"] >= 32 and c["mixer_kw"]["keep_fraction"] == 0.25
     with pytest.raises(ValueError, match="group must be"):
-        experiments.plan("segmentation")
+        experiments.plan("detection")
     with pytest.raises(ValueError, match="missing"):
         experiments.plan("inpainting", lrs={"afno": 1e-3})
 
