@@ -180,3 +180,24 @@ def test_widgets_subcommand_prints_each_explorer_against_the_goal(capsys, monkey
     for row in out.values():
         assert set(row) == {"median_ms", "p90_ms", "n"}
         assert row["n"] == 2 and 0 < row["median_ms"] <= row["p90_ms"]
+
+
+# --------------------------------------------------------------------------- step costs
+def test_step_costs_are_measured_then_predicted_and_labelled():
+    from afno_lite.bench.stepcost import grid_costs, step_cost
+
+    cfg = dict(task="segmentation", mixer="attention", mixer_kw={"num_heads": 2}, embed_dim=8, depth=1,
+               mlp_ratio=1.0, patch_size=2)
+    one = step_cost(cfg, 8, repeats=1)
+    assert one["measured"] and one["tokens"] == 64 and one["step_s"] > 0 and one["peak_bytes"] > 0
+    # attention's scores alone, [1, heads, N, N] float32, are part of the step's tensors
+    assert one["peak_bytes"] >= 2 * 64 * 64 * 4
+    # a budget no grid can meet: the first grid is measured, the next ones predicted and labelled
+    rows = grid_costs(cfg, grids=(8, 16, 32), budget_s=1e-9, repeats=1)
+    assert [r["measured"] for r in rows] == [True, False, False]
+    assert all("predicted_from" in r for r in rows[1:])
+    # predicted memory grows with the mixer's exponent (2 for attention): x16 per doubling of the side
+    assert rows[1]["peak_bytes"] == int(rows[0]["peak_bytes"] * 16)
+    assert rows[2]["flops"] > rows[1]["flops"] > rows[0]["flops"]
+    with pytest.raises(ValueError, match="task='segmentation'"):
+        step_cost(dict(cfg, task="inpainting"), 8)
