@@ -305,15 +305,18 @@ def _costs(group: str, fast: bool) -> dict:
     import torch
 
     from .bench.stepcost import grid_costs
+    from .timing import one_thread
 
     grids = COST_GRIDS[:2] if fast else COST_GRIDS
     out = {}
-    for name in COST_SETTINGS:
-        m, kw = SEG_SETTINGS[name]
-        cfg = _cfg(SEG_BASE, fast, mixer=m, mixer_kw=dict(kw))
-        out[name] = grid_costs(cfg, grids=tuple(g // 4 if fast else g for g in grids), budget_s=30.0,
-                               repeats=3)
-    return {"threads": torch.get_num_threads(), "batch": 1, "grids": {n: v for n, v in out.items()}}
+    with one_thread():   # as the training runs: one thread, steadier on a shared machine
+        for name in COST_SETTINGS:
+            m, kw = SEG_SETTINGS[name]
+            cfg = _cfg(SEG_BASE, fast, mixer=m, mixer_kw=dict(kw))
+            out[name] = grid_costs(cfg, grids=tuple(g // 4 if fast else g for g in grids), budget_s=30.0,
+                                   repeats=5)
+        threads = torch.get_num_threads()
+    return {"threads": threads, "batch": 1, "grids": out}
 
 
 def _train_all(runs: dict, run_root: Path, fresh: bool, command: str, jobs: int, code: str) -> tuple[dict, dict]:
