@@ -80,14 +80,15 @@ PDE_MIXER_KW = {"attention": {"num_heads": 4}, "gfn": {}, "fno": {"modes": (8, 8
 
 #: The classification miniature (:func:`afno_lite.scenes.relation_scenes`): 32x32 images, 4x4
 #: patches (8x8 tokens), 12 classes, 5,120 training images after the 256 validation images.
-#: The learning rate of both miniatures is 1e-2, the rate every mixer selected in the inpainting sweep.
-CLS_BASE = dict(task="classification", embed_dim=32, depth=4, mlp_ratio=2.0, patch_size=4, img_size=32, epochs=10,
-                batch_size=16, lr=1e-2, weight_decay=0.01, n_train=5376, n_val=256, n_test=1024)
+#: Both miniatures train at 3e-3 for every mixer (no learning-rate sweep for these two groups:
+#: a limitation, stated in the chapter).
+CLS_BASE = dict(task="classification", embed_dim=32, depth=4, mlp_ratio=2.0, patch_size=4, img_size=32, epochs=15,
+                batch_size=16, lr=3e-3, weight_decay=0.01, n_train=5376, n_val=256, n_test=1024)
 CLS_MIXERS = ("attention", "gfn", "fno", "afno", "identity")
 #: The segmentation miniature (:func:`afno_lite.scenes.shape_scenes`): 64x64 images, 2x2 patches,
 #: a 32x32 token grid (1,024 tokens).
 SEG_BASE = dict(task="segmentation", embed_dim=32, depth=4, mlp_ratio=2.0, patch_size=2, img_size=64, epochs=8,
-                batch_size=16, lr=1e-2, weight_decay=0.01, n_train=384, n_test=128)
+                batch_size=16, lr=3e-3, weight_decay=0.01, n_train=384, n_test=128)
 #: The segmentation settings: AFNO keeping 100 %, 35 % and 25 % of the modes (the paper's
 #: AFNO-100 % / AFNO-25 % and its 35 % ablation), GFN, FNO (8x8 modes) and attention.
 SEG_SETTINGS = {"afno-100": ("afno", AFNO_KW), "afno-35": ("afno", dict(AFNO_KW, keep_fraction=0.35)),
