@@ -1,0 +1,63 @@
+"""The shipped experiment results (``notebooks/results/*.json``) against the seed rule and
+their provenance: one code hash per file, the learning rates the sweep selected, no smoke runs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from afno_lite import evidence, experiments
+
+RESULTS = Path(__file__).resolve().parents[1] / "notebooks" / "results"
+
+
+def _doc(group: str) -> dict:
+    path = RESULTS / f"{group}.json"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make experiments`")
+    return json.loads(path.read_text())
+
+
+def _leaves(series):
+    if isinstance(series, str):      # the sweep: one run per learning rate (selection only)
+        yield [series]
+    elif isinstance(series, list):
+        yield series
+    else:
+        for v in series.values():
+            yield from _leaves(v)
+
+
+@pytest.mark.parametrize("group", experiments.GROUPS)
+def test_every_run_of_a_results_file_shares_one_code_hash(group):
+    doc = _doc(group)
+    assert not doc["fast"] and doc["command"].startswith(f"python -m afno_lite.experiments {group}")
+    assert isinstance(doc["git_dirty"], bool) and len(doc["code_hash"]) == 16
+    hashes = {name: r.get("code_hash") for name, r in doc["runs"].items()}
+    stale = {n: h for n, h in hashes.items() if h != doc["code_hash"]}
+    assert not stale, f"{group}.json mixes runs of other code: {stale}"
+
+
+@pytest.mark.parametrize("group", experiments.GROUPS)
+def test_every_setting_of_a_results_file_meets_the_seed_rule(group):
+    doc = _doc(group)
+    for names in _leaves(doc["series"]):
+        seeds = [doc["runs"][n]["seed"] for n in names if not n.startswith("sweep-")]
+        if seeds:
+            assert len(set(seeds)) == len(seeds) >= evidence.MIN_SEEDS, (group, names)
+    if group == "inpainting":
+        for names in doc["series"]["mixers"].values():
+            assert len({doc["runs"][n]["seed"] for n in names}) >= evidence.HEADLINE_SEEDS
+
+
+def test_each_mixer_runs_at_the_rate_its_sweep_selected_on_the_validation_split():
+    doc = _doc("inpainting")
+    for m, sel in doc["selection"].items():
+        scores = {lr: doc["runs"][n]["history"][-1]["val"]["val_psnr"] for lr, n in doc["series"]["sweep"][m].items()}
+        assert scores == pytest.approx(sel["val_psnr"])
+        best = max(scores, key=scores.get)
+        assert float(best) == sel["best_lr"]
+        assert {doc["runs"][n]["config"]["lr"] for n in doc["series"]["mixers"][m]} == {sel["best_lr"]}
+    abl = _doc("ablations")
+    assert {r["config"]["lr"] for r in abl["runs"].values()} == {doc["selection"]["afno"]["best_lr"]}
