@@ -1,9 +1,9 @@
 """The full runs behind the experiment chapters: ``python -m afno_lite.experiments GROUP``.
 
 ``GROUP`` is ``all`` or one of :data:`GROUPS`. ``make experiments`` runs
-``python -m afno_lite.experiments all`` and writes ``notebooks/results/<group>.json``, which
-chapters "Inpainting", "Ablations", "Resolution and PDEs" and "Classification and
-segmentation" plot. Every file records the command, the seeds, the
+``python -m afno_lite.experiments all`` (the groups of :data:`SHIPPED`) and writes
+``notebooks/results/<group>.json``, which chapters "Inpainting", "Ablations" and "Resolution
+and PDEs" plot. Every file records the command, the seeds, the
 git commit, whether the tree was dirty, the hash of the ``afno_lite`` sources, the date and the
 full configuration of every run; nothing in them is edited by hand.
 
@@ -46,7 +46,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["INPAINTING_BASE", "PDE_BASE", "FAST_OVERRIDES", "MIXER_KW", "GROUPS", "LRS", "MATCHED", "plan",
+__all__ = ["INPAINTING_BASE", "PDE_BASE", "FAST_OVERRIDES", "MIXER_KW", "GROUPS", "SHIPPED", "LRS", "MATCHED", "plan",
            "select_lrs", "run_group", "results_dir", "load_results", "main"]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,6 +99,11 @@ COST_GRIDS = (32, 64, 128)
 COST_SETTINGS = ("afno-100", "afno-25", "attention")
 
 GROUPS = ("inpainting", "ablations", "resolution", "classification", "segmentation")
+#: What ``all`` (``make experiments``) runs: the groups whose results the chapters read. The
+#: classification and segmentation miniatures run on their own and are not shipped yet: with the
+#: validation split carved out of the training images, no mixer's classification run has left
+#: chance level in 15 epochs, so their settings are still being worked out.
+SHIPPED = ("inpainting", "ablations", "resolution")
 INPAINT_MIXERS = ("attention", "gfn", "fno", "afno")
 HEADLINE_SEEDS = (0, 1, 2, 3, 4)   # the headline comparison: five seeds (the seed rule)
 SEEDS = (0, 1, 2)                  # every other setting: three
@@ -423,7 +428,7 @@ def main(argv=None) -> int:
     if args.jobs < 1:
         print("error: --jobs must be >= 1", file=sys.stderr)
         return 2
-    groups = GROUPS if args.group == "all" else (args.group,)
+    groups = SHIPPED if args.group == "all" else (args.group,)
     t0 = time.perf_counter()
     for g in groups:
         run_group(g, fast=args.fast, jobs=args.jobs, fresh=args.fresh, out_dir=args.out_dir)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from afno_lite import experiments, train
-from afno_lite.train import tasks
 from afno_lite.complexity import measure_flops
+from afno_lite.train import tasks
 
 REPO = Path(__file__).resolve().parents[1]
 TORCHRUN = Path(sys.executable).with_name("torchrun")
