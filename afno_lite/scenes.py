@@ -20,8 +20,10 @@ no window of side ``<= min_dist - dot + 1`` (7 pixels by default, which covers a
 alignment) touches both dots. What one window shows -- nothing, or one dot at some offset, plus
 noise -- has the same distribution for every class: a patch carries no information about the
 label. The label lives only in the *relation* between two distant tokens, and that relation is
-a displacement: exactly what a global convolution (GFN, FNO, AFNO) or attention can read in
-one layer. A network without token mixing (mixer ``"identity"``) still pools its tokens at the
+a displacement: what a learned global convolution (GFN, FNO) or attention can read in one
+layer. AFNO's weights are the same at every frequency, so its linear part cannot: without its
+nonlinearity it is a channel map plus a fixed transform along the width axis (chapter
+"Ablations", section 5). A network without token mixing (mixer ``"identity"``) still pools its tokens at the
 end, so its logits are a sum of per-patch terms: the interaction of two patches, which is what
 decides the class, is exactly zero for it (``tests/test_label_tasks.py`` checks this). That rules
 out a perfect score but not every gain over chance; how far it gets is measured, not assumed.
@@ -43,7 +45,8 @@ labelled with the type of the shape that covers it (0 = background). The fill in
 drawn independently of the type, so a patch that lies entirely inside a shape shows a flat
 fill plus noise whatever the shape: its label is decided only by the shape's outline, which is
 one or more patches away. :func:`flat_patch_fraction` measures how many labelled pixels are in
-such patches. At 128x128 pixels with 4x4 patches the token grid is 32x32 (1,024 tokens).
+such patches. At 128x128 pixels with 4x4 patches, or 64x64 pixels with 2x2 patches (the
+setting of :data:`afno_lite.experiments.SEG_BASE`), the token grid is 32x32 (1,024 tokens).
 
 What it is a miniature of: the paper's high-resolution segmentation, where a per-token head on
 a long token sequence labels every pixel and the mixer must carry context across the image;
