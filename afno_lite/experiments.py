@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 
 __all__ = ["INPAINTING_BASE", "PDE_BASE", "FAST_OVERRIDES", "MIXER_KW", "GROUPS", "SHIPPED", "LRS", "MATCHED", "plan",
-           "select_lrs", "run_group", "results_dir", "load_results", "main"]
+           "setting_runs", "select_lrs", "run_group", "results_dir", "load_results", "main"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,8 +107,6 @@ SHIPPED = ("inpainting", "ablations", "resolution")
 INPAINT_MIXERS = ("attention", "gfn", "fno", "afno")
 HEADLINE_SEEDS = (0, 1, 2, 3, 4)   # the headline comparison: five seeds (the seed rule)
 SEEDS = (0, 1, 2)                  # every other setting: three
-INPAINT_SEEDS = HEADLINE_SEEDS
-ABLATION_SEEDS = SEEDS
 #: The learning-rate sweep: every mixer at each rate, seed 0, scored by validation PSNR.
 LRS = (1e-3, 3e-3, 1e-2, 3e-2)
 SWEEP_SEED = 0
@@ -228,6 +226,18 @@ def plan(group: str, fast: bool = False, lrs: dict | None = None) -> dict:
                                       examples=2 if s == 0 else 0)
                 series["mixers"][pos][m] = names
     return {"runs": runs, "series": series}
+
+
+def setting_runs(series, path: str = ""):
+    """``(path, [run names])`` for every setting of a (nested) ``series`` of a plan or results
+    file; a single name (a sweep run) is a setting of one run."""
+    if isinstance(series, str):
+        yield path, [series]
+    elif isinstance(series, list):
+        yield path, series
+    else:
+        for key, sub in series.items():
+            yield from setting_runs(sub, f"{path} {key}".strip())
 
 
 def results_dir() -> Path:
@@ -356,13 +366,15 @@ def _val_psnr(res: dict) -> float:
 
 
 def select_lrs(fast: bool = False, jobs: int = 2, fresh: bool = False, run_root=None,
-               command: str = "python -m afno_lite.experiments inpainting") -> tuple[dict, dict]:
+               command: str = "python -m afno_lite.experiments inpainting",
+               code: str | None = None) -> tuple[dict, dict]:
     """Train (or reuse) the learning-rate sweep and pick each mixer's rate: the highest
-    validation PSNR of seed 0 over :data:`LRS`. Returns ``({mixer: lr}, selection record)``."""
+    validation PSNR of seed 0 over :data:`LRS`. Returns ``({mixer: lr}, selection record)``.
+    ``code``: the hash of the ``afno_lite`` sources when the caller has taken it already."""
     from .train.provenance import code_hash
 
     run_root = Path(run_root or _run_root(fast))
-    done, _ = _train_all(_sweep_runs(fast), run_root, fresh, command, jobs, code_hash())
+    done, _ = _train_all(_sweep_runs(fast), run_root, fresh, command, jobs, code or code_hash())
     selection, lrs = {}, {}
     for m in INPAINT_MIXERS:
         scores = {_lr_key(lr): _val_psnr(done[f"sweep-{m}-lr{_lr_key(lr)}"]) for lr in LRS}
@@ -391,7 +403,7 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
     commit, dirty, code = git_commit(), git_dirty(), code_hash()
     t0 = time.perf_counter()
     needs_lr = group in ("inpainting", "ablations")
-    lrs, selection = select_lrs(fast, jobs, fresh, run_root, command) if needs_lr else (None, {})
+    lrs, selection = select_lrs(fast, jobs, fresh, run_root, command, code) if needs_lr else (None, {})
     p = plan(group, fast, lrs)
     done, keys = _train_all(p["runs"], run_root, fresh, command, jobs, code)
     doc = {

@@ -19,16 +19,6 @@ def _doc(group: str) -> dict:
     return json.loads(path.read_text())
 
 
-def _leaves(series):
-    if isinstance(series, str):      # the sweep: one run per learning rate (selection only)
-        yield [series]
-    elif isinstance(series, list):
-        yield series
-    else:
-        for v in series.values():
-            yield from _leaves(v)
-
-
 @pytest.mark.parametrize("group", experiments.SHIPPED)
 def test_every_run_of_a_results_file_shares_one_code_hash(group):
     doc = _doc(group)
@@ -42,7 +32,7 @@ def test_every_run_of_a_results_file_shares_one_code_hash(group):
 @pytest.mark.parametrize("group", experiments.SHIPPED)
 def test_every_setting_of_a_results_file_meets_the_seed_rule(group):
     doc = _doc(group)
-    for names in _leaves(doc["series"]):
+    for _, names in experiments.setting_runs(doc["series"]):
         seeds = [doc["runs"][n]["seed"] for n in names if not n.startswith("sweep-")]
         if seeds:
             assert len(set(seeds)) == len(seeds) >= evidence.MIN_SEEDS, (group, names)

@@ -267,7 +267,7 @@ def test_experiment_plans_share_identical_runs_and_validate():
     # the seed rule: five seeds for the headline comparison, three for every other setting
     assert all(len(v) == 5 for v in inp["series"]["mixers"].values())
     for p in (abl, res, cls, seg):
-        for v in _leaves(p["series"]):
+        for _, v in experiments.setting_runs(p["series"]):
             assert len(v) >= 3, v
     assert set(res["series"]["mixers"]) == {"learned", "none"}
     for p in (inp, abl, res, cls, seg):
@@ -290,15 +290,6 @@ def test_experiment_plans_share_identical_runs_and_validate():
         experiments.plan("detection")
     with pytest.raises(ValueError, match="missing"):
         experiments.plan("inpainting", lrs={"afno": 1e-3})
-
-
-def _leaves(series):
-    """The lists of run names inside a (nested) series dict."""
-    if isinstance(series, list):
-        yield series
-    else:
-        for v in series.values():
-            yield from _leaves(v)
 
 
 def test_run_cache_key_changes_with_the_library_code():
