@@ -16,7 +16,7 @@ classes are separated.
 
 Why one patch cannot decide the label: the first dot is uniform on the torus and the second is
 the first shifted by the class's displacement, so *each* dot is uniform whatever the class, and
-no window of side ``<= min_dist - dot + 1`` (7 pixels by default, which covers a 4x4 patch at any
+no window of side ``<= min_dist - dot + 1`` (6 pixels by default, which covers a 4x4 patch at any
 alignment) touches both dots. What one window shows -- nothing, or one dot at some offset, plus
 noise -- has the same distribution for every class: a patch carries no information about the
 label. The label lives only in the *relation* between two distant tokens, and that relation is
@@ -114,7 +114,7 @@ def relation_displacements(size: int = 32, n_classes: int = 12, min_dist: int = 
 
 
 def relation_scenes(n: int, size: int = 32, split: str = "train", seed: int = 0, n_classes: int = 12,
-                    min_dist: int = 8, dot: int = 2, noise: float = 0.1, margin: float = 0.2,
+                    min_dist: int = 8, dot: int = 3, noise: float = 0.1, margin: float = 0.2,
                     return_positions: bool = False):
     """``(x[n, 1, size, size] float32, y[n] int64)``: two dots whose joining line's orientation is
     the class (see the module docstring). Classes are balanced (``n // n_classes`` or one more

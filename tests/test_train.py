@@ -249,7 +249,9 @@ def test_cli_reports_bad_config_without_traceback(capsys):
 # --------------------------------------------------------------------------- experiment plans
 def test_experiment_plans_share_identical_runs_and_validate():
     lrs = {"attention": 1e-3, "gfn": 3e-3, "fno": 1e-2, "afno": 1e-2}
-    inp, abl, res, cls, seg = (experiments.plan(g, lrs=lrs) for g in experiments.GROUPS)
+    cls_lrs = {"attention": 3e-4, "gfn": 1e-3, "fno": 1e-3, "afno": 3e-3, "identity": 3e-4}
+    inp, abl, res, cls, seg = (experiments.plan(g, lrs=cls_lrs if g == "classification" else lrs)
+                               for g in experiments.GROUPS)
     key = experiments.run_key
     # the ablation base runs are the first three inpainting AFNO seeds: trained once
     assert [key(abl["runs"][n]) for n in abl["series"]["seeds"]] == \
@@ -267,8 +269,8 @@ def test_experiment_plans_share_identical_runs_and_validate():
     # the seed rule: five seeds for the headline comparison, three for every other setting
     assert all(len(v) == 5 for v in inp["series"]["mixers"].values())
     for p in (abl, res, cls, seg):
-        for _, v in experiments.setting_runs(p["series"]):
-            assert len(v) >= 3, v
+        for path, v in experiments.setting_runs(p["series"]):
+            assert len(v) >= 3 or path.startswith("sweep "), (path, v)   # a sweep rate: selection only
     assert set(res["series"]["mixers"]) == {"learned", "none"}
     for p in (inp, abl, res, cls, seg):
         for cfg in p["runs"].values():
@@ -284,6 +286,13 @@ def test_experiment_plans_share_identical_runs_and_validate():
     c = cls["runs"]["cls-afno-s0"]
     assert c["n_train"] - c["n_val"] >= 5000 and tasks.NUM_CLASSES["classification"] >= 10
     assert "cls-identity-s0" in cls["runs"]
+    for m, lr in cls_lrs.items():   # classification: each mixer at its own swept rate, seed 0 shared
+        sweep = cls["runs"][cls["series"]["sweep"][m][f"{lr:g}"]]
+        assert key(sweep) == key(cls["runs"][f"cls-{m}-s0"]) and sweep["lr"] == lr
+        assert all(cls["runs"][n]["lr"] == lr for n in cls["series"]["settings"][m])
+    assert set(cls["series"]["sweep"]["afno"]) == {f"{lr:g}" for lr in experiments.CLS_LRS}
+    with pytest.raises(ValueError, match="missing"):
+        experiments.plan("classification", lrs=lrs)   # no rate for the network without mixing
     c = seg["runs"]["seg-afno-25-s0"]
     assert c["img_size"] // c["patch_size"] >= 32 and c["mixer_kw"]["keep_fraction"] == 0.25
     with pytest.raises(ValueError, match="group must be"):
