@@ -156,5 +156,7 @@ def verdict(diff: Difference, better_word: str, worse_word: str, unit: str = "",
     word = "no difference at this scale"
     if diff.excludes_zero:
         word = better_word if diff.lo > 0 else worse_word
+        if min(abs(diff.lo), abs(diff.hi)) < 0.5 * 10.0**-digits:
+            f = "+.2g"   # a verdict never rests on an interval that reads [+0.000, +0.000]
     return (f"{diff.mean:{f}}{unit}, 95 % interval [{diff.lo:{f}}, {diff.hi:{f}}], "
             f"{seeds}: {word}")

@@ -72,6 +72,15 @@ def test_verdict_words_follow_the_interval():
         "+1.00 dB, 95 % interval [+0.75, +1.25], 3 paired seeds: better")
 
 
+def test_a_verdict_never_shows_an_interval_that_rounds_to_zero():
+    """A difference far below the printed precision still gets its sign's word, so its
+    interval is printed with significant digits, not as [+0.000, +0.000]."""
+    tiny = paired_difference([1.00003, 1.00004, 1.00002], [1.0, 1.0, 1.0])
+    s = verdict(tiny, "worse", "better", "", 3)
+    assert s == "+3e-05, 95 % interval [+5.2e-06, +5.5e-05], 3 paired seeds: worse"
+    assert verdict(tiny, "worse", "better", "", 5).startswith("+0.00003, 95 % interval [+0.00001,")
+
+
 def test_mean_std():
     ms = mean_std([1.0, 2.0, 3.0])
     assert (ms.mean, ms.std, ms.n) == (2.0, 1.0, 3)
