@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from afno_lite import bench
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_KEYS = {"series", "mode", "C", "B", "H", "W", "N", "repeats", "median_ms", "p10_ms", "p90_ms", "min_ms",
-               "peak_bytes", "peak_mb"}
+               "peak_bytes", "peak_mb", "sessions_ms", "spread", "session_spreads", "remeasured", "unstable"}
 TOP_KEYS = {"schema", "command", "argv", "date", "preset", "machine", "torch", "threads", "settings", "method",
             "series", "results", "skipped", "elapsed_s", "slopes", "goals"}
 
@@ -37,9 +38,12 @@ def test_tiny_run_from_the_command_line_writes_json_png_and_table(tmp_path):
     expected = {(s, m, h * w) for s in series for m in bench.PASSES for h, w in bench.PRESETS["tiny"]["grids"]}
     got = [(r["series"], r["mode"], r["N"]) for r in data["results"]]
     assert sorted(got) == sorted(expected) and data["skipped"] == []
+    assert data["settings"]["sessions"] == 1 and "sessions" in data["method"] and "threads" in data["method"]["timing"]
     for r in data["results"]:
         assert RESULT_KEYS <= set(r)
         assert r["p10_ms"] <= r["median_ms"] <= r["p90_ms"] and r["min_ms"] <= r["median_ms"]
+        assert r["sessions_ms"] == [r["median_ms"]] and r["spread"] == pytest.approx(r["p90_ms"] / r["p10_ms"])
+        assert isinstance(r["unstable"], bool)
         assert r["repeats"] >= bench.PRESETS["tiny"]["min_repeats"] and r["peak_bytes"] >= 0
     # a mixer's forward + backward holds more tensors than its forward alone
     peak = {(r["series"], r["mode"], r["N"]): r["peak_bytes"] for r in data["results"]}
@@ -72,9 +76,15 @@ def test_budgets_skip_and_say_why():
     assert bench._predict(None, "afno", 64) == (None, None)
 
 
-def test_bad_arguments_are_named():
+def test_bad_arguments_are_named(capsys):
     with pytest.raises(ValueError, match="preset"):
         bench.run_scaling("huge")
+    with pytest.raises(ValueError, match="sessions must be an integer >= 1"):
+        bench.run_scaling("tiny", sessions=0, progress=False)
+    with pytest.raises(SystemExit):
+        bench.main(["scaling", "--tiny", "--sessions", "0"])
+    err = capsys.readouterr().err
+    assert "--sessions" in err and ">= 1" in err
     with pytest.raises(ValueError, match="unknown series"):
         bench.run_scaling("tiny", series=["afno_slow"], progress=False)
     with pytest.raises(ValueError, match="grids"):
@@ -104,10 +114,18 @@ def test_peak_memory_counts_live_tensors_only():
     assert bench.peak_memory_bytes(lambda: (x @ w).relu().sum().backward()) >= 4 * (128 * 64 + 64 * 64)
 
 
-def _synthetic(ts: dict) -> dict:
-    """A result with given medians {series: {N: ms}} at fwd+bwd, C=256, B=1."""
-    rows = [dict(series=s, mode="fwd+bwd", C=256, B=1, H=int(math.isqrt(N)), W=N // int(math.isqrt(N)), N=N,
-                 median_ms=t, peak_bytes=0) for s, d in ts.items() for N, t in d.items()]
+def _synthetic(ts: dict, B: int = 1) -> dict:
+    """A result at fwd+bwd, C=256, batch ``B`` with given times {series: {N: ms}}: a number is a
+    median as results written before sessions had it (no ``sessions_ms``), a list the
+    per-session medians."""
+    rows = []
+    for s, d in ts.items():
+        for N, t in d.items():
+            row = dict(series=s, mode="fwd+bwd", C=256, B=B, H=int(math.isqrt(N)), W=N // int(math.isqrt(N)), N=N,
+                       median_ms=statistics.median(t) if isinstance(t, list) else t, peak_bytes=0)
+            if isinstance(t, list):
+                row["sessions_ms"] = t
+            rows.append(row)
     return {"schema": bench.SCHEMA, "results": rows, "skipped": []}
 
 
@@ -126,7 +144,11 @@ def test_slopes_crossover_and_goal_ratios_arithmetic():
     assert co["between"] == [64, 256] and co["N"] == round(100 ** (1 / 0.9))
     g = bench.goal_ratios(res)
     assert g["vs_fft_floor"]["value"] == pytest.approx(2.0) and g["vs_fft_floor"]["met"] is True
-    assert g["vs_nvidia"]["B1"] == {1024: 0.5, 4096: 0.5, 16384: 0.5} and "stand-in" in g["vs_nvidia"]["note"]
+    one = {"median": 0.5, "min": 0.5, "max": 0.5, "n": 1}
+    assert g["vs_nvidia"]["B1"] == {1024: one, 4096: one, 16384: one} and "stand-in" in g["vs_nvidia"]["note"]
+    # B=8 was not measured: the goal is not decided, and says so
+    assert g["vs_nvidia"]["met"] is None and g["vs_nvidia"]["not_measured"] == ["B=8"]
+    assert g["vs_nvidia"]["met_where_measured"] is True
     assert g["growth_exponent"]["afno_fast_C256"] == pytest.approx(1.1, abs=1e-3)
     assert g["growth_exponent"]["attention_h8_C256"] == pytest.approx(2.0, abs=1e-3)
     assert g["crossover_vs_attention_h8"]["met"] is False           # ~167 > 128
@@ -135,7 +157,158 @@ def test_slopes_crossover_and_goal_ratios_arithmetic():
     never = _synthetic({"afno_fast": {64: 2.0, 256: 3.0}, "attention_h8": {64: 1.0, 256: 2.0}})
     assert bench.crossover(never)["N"] is None
     text = bench.format_goals(res)
-    assert "2.00" in text and "stand-in" in text
+    assert "2.00" in text and "stand-in" in text and "B=8 not measured" in text
+    assert "not measured" in bench.format_goals(_synthetic({}))
+
+
+def test_goal_ratios_are_computed_per_session_and_summarised():
+    # session by session: 1/2, 3/2, 2/8 -> median 0.5, range [0.25, 1.5]; the ratio of the
+    # medians (2/2 = 1) would hide that the two series were timed together in each session
+    res = _synthetic({"afno_fast": {1024: [1.0, 3.0, 2.0]}, "afno_nvidia_style": {1024: [2.0, 2.0, 8.0]}})
+    res["results"] += _synthetic({"afno_fast": {1024: [0.4, 0.4, 0.4]},
+                                  "afno_nvidia_style": {1024: [1.0, 1.0, 1.0]}}, B=8)["results"]
+    assert bench.session_ratios(*res["results"][:2]) == [0.5, 1.5, 0.25]
+    v = bench.goal_ratios(res)["vs_nvidia"]
+    assert v["B1"] == {1024: {"median": 0.5, "min": 0.25, "max": 1.5, "n": 3}}
+    assert v["B8"] == {1024: {"median": 0.4, "min": 0.4, "max": 0.4, "n": 3}}
+    assert v["met"] is True and v["met_every_session"] is False and v["not_measured"] == []
+    assert v["limit"] == 0.5 and v["B1_max"] == 0.5
+    text = bench.format_goals(res)
+    assert "N=1024: 0.50 [0.25, 1.50] (n=3)" in text and "every session: no" in text
+    assert bench.ratio_summary([]) is None
+    assert bench.ratio_summary([3.0, 1.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 2}
+
+
+def test_floor_goal_uses_the_faster_layout_in_each_session():
+    res = _synthetic({"afno_fast": {4096: [4.0, 4.0, 4.0]},
+                      "fft_floor": {4096: [1.0, 4.0, 3.0]},        # channels-last: fastest in session 1 only
+                      "fft_floor_cf": {4096: [2.0, 2.0, 2.0]}})
+    f = bench.goal_ratios(res)["vs_fft_floor"]
+    d = f["B1"][4096]
+    assert d["faster_layout"] == ["channels_last", "channels_first", "channels_first"]
+    assert d["best_sessions"] == [4.0, 2.0, 2.0]
+    assert d["best"] == {"median": 2.0, "min": 2.0, "max": 4.0, "n": 3}
+    assert d["channels_first"] == {"median": 2.0, "min": 2.0, "max": 2.0, "n": 3}
+    assert d["channels_last"]["median"] == pytest.approx(1.333) and d["channels_last"]["max"] == 4.0
+    assert f["value"] == 2.0 and f["vs_channels_first_floor"] == 2.0
+    assert f["met"] is True and f["met_every_session"] is False          # median 2.0 <= 2.0; session 1 at 4.0
+    # from medians alone (a result written before sessions): the faster median, both layouts reported
+    old = _synthetic({"afno_fast": {1024: 1.0, 4096: 3.0}, "fft_floor": {4096: 3.0}, "fft_floor_cf": {4096: 1.0}})
+    f = bench.goal_ratios(old)["vs_fft_floor"]
+    assert list(f["B1"]) == [4096]                                       # N >= 4096 only
+    assert f["B1"][4096]["best"]["median"] == 3.0 and f["B1"][4096]["faster_layout"] == ["channels_first"]
+    assert f["vs_channels_last_floor"] == 1.0 and f["met"] is False
+    assert "faster floor: channels-first" in bench.format_goals(old)
+
+
+def test_old_result_files_give_goals_with_one_session(tmp_path):
+    """A result written before sessions (no sessions_ms, goals in the old form) still gives the
+    current goals, each ratio from n = 1 session."""
+    Ns = [1024, 4096]
+    res = _synthetic({"afno_fast": {N: 1.0 * N for N in Ns}, "afno_nvidia_style": {N: 2.5 * N for N in Ns},
+                      "fft_floor": {N: 0.8 * N for N in Ns}, "fft_floor_cf": {N: 0.4 * N for N in Ns}})
+    res["results"] += _synthetic({"afno_fast": {N: 1.0 * N for N in Ns},
+                                  "afno_nvidia_style": {N: 2.0 * N for N in Ns}}, B=8)["results"]
+    res["goals"] = {"vs_nvidia": {"B1": {"1024": 0.4}, "met": True}, "vs_fft_floor": {"value": 1.25, "met": True}}
+    (tmp_path / "bench_scaling.json").write_text(json.dumps(res))
+    old = bench.load_results(tmp_path / "bench_scaling.json")
+    g = bench.goal_ratios(old)
+    assert g["vs_nvidia"]["B1"][1024] == {"median": 0.4, "min": 0.4, "max": 0.4, "n": 1}
+    assert all(s["n"] == 1 for B in (1, 8) for s in g["vs_nvidia"][f"B{B}"].values())
+    assert g["vs_nvidia"]["met"] is True and g["vs_nvidia"]["met_every_session"] is True
+    assert g["vs_fft_floor"]["B1"][4096]["best"] == {"median": 2.5, "min": 2.5, "max": 2.5, "n": 1}
+    assert g["vs_fft_floor"]["met"] is False
+    text = bench.format_goals(old)                 # recomputed, not the stale goals stored in the file
+    assert "0.40 (n=1)" in text and "2.50 (n=1)" in text and "NOT met" in text
+    assert bench.slopes(old)[0]["nlogn_b_ns"] is not None
+
+
+def test_fit_nlogn_recovers_fixed_cost_and_slope():
+    Ns = [1024, 2048, 4096, 8192, 16384]
+    ts = [0.5 + 3e-6 * N * math.log2(N) for N in Ns]       # ms: 0.5 ms fixed, 3 ns per N log2 N
+    fit = bench.fit_nlogn(Ns, ts)
+    assert fit["a_ms"] == pytest.approx(0.5, rel=1e-9) and fit["b_ns"] == pytest.approx(3.0, rel=1e-9)
+    assert fit["max_rel_residual"] < 1e-9 and fit["points"] == 5
+    # the log-log exponent of the same data is pulled below 1.1 by the fixed cost
+    assert bench.fit_slope(Ns, ts) < 1.08
+    noisy = bench.fit_nlogn(Ns, [t * (1.2 if i == 2 else 1) for i, t in enumerate(ts)])
+    assert 0.05 < noisy["max_rel_residual"] < 0.2
+    assert bench.fit_nlogn([4096], [1.0]) is None and bench.fit_nlogn([4096, 4096], [1.0, 2.0]) is None
+    res = _synthetic({"afno_fast": dict(zip([64, 256, *Ns], [0.51, 0.52, *ts], strict=True))})
+    (row,) = bench.slopes(res)
+    assert row["nlogn_a_ms"] == pytest.approx(0.5) and row["nlogn_b_ns"] == pytest.approx(3.0)  # N >= 1024 only
+    ge = bench.goal_ratios(res)["growth_exponent"]
+    assert ge["afno_fast_C256_nlogn"]["b_ns"] == pytest.approx(3.0) and ge["informational"] is True
+
+
+def _fake_blocks(monkeypatch, scatter):
+    """Replace the interleaved timing: ``scatter(name, block)`` says whether a series' calls in the
+    ``block``-th timed block scatter by 10x (1 ms and 10 ms) or are steady (1 ms)."""
+    from afno_lite.bench import runner
+
+    blocks = []
+
+    def fake(calls, repeats):
+        blocks.append(list(calls))
+        k = len(blocks) - 1
+        return {n: [1e-3 * (10 if scatter(n, k) and i % 2 else 1) for i in range(repeats)] for n in calls}
+
+    monkeypatch.setattr(runner, "interleaved_seconds", fake)
+    return blocks
+
+
+def test_scattered_series_is_remeasured_then_flagged_steady_one_is_not(monkeypatch):
+    kw = dict(grids=[(8, 8)], channels=[16], series=["afno_fast", "fft_floor"], passes=["fwd"], time_budget=1000,
+              measure_memory=False, progress=False)
+    blocks = _fake_blocks(monkeypatch, lambda n, k: n == "afno_fast")
+    res = bench.run_scaling("tiny", **kw)
+    assert blocks == [["afno_fast", "fft_floor"]] * 2                  # timed, then re-measured once, together
+    row = {r["series"]: r for r in res["results"]}
+    assert row["afno_fast"]["unstable"] is True and row["afno_fast"]["session_spreads"] == [10.0]
+    assert row["fft_floor"]["unstable"] is False and row["fft_floor"]["spread"] == 1.0
+    assert row["afno_fast"]["remeasured"] == 1 and row["afno_fast"]["repeats"] == 3   # the re-measure replaces
+    assert "!" in bench.format_table(res)
+    # scattered in the first block only: re-measured, not flagged
+    blocks = _fake_blocks(monkeypatch, lambda n, k: n == "afno_fast" and k == 0)
+    res = bench.run_scaling("tiny", **kw)
+    assert len(blocks) == 2 and not any(r["unstable"] for r in res["results"])
+    assert "!" not in bench.format_table(res)
+    # steady: timed once
+    blocks = _fake_blocks(monkeypatch, lambda n, k: False)
+    res = bench.run_scaling("tiny", **kw)
+    assert len(blocks) == 1 and all(r["remeasured"] == 0 and not r["unstable"] for r in res["results"])
+
+
+def test_sessions_repeat_every_configuration_and_reuse_the_first_skips(monkeypatch):
+    blocks = _fake_blocks(monkeypatch, lambda n, k: False)
+    res = bench.run_scaling("tiny", grids=[(8, 8), (16, 16)], channels=[32], series=["fno_all", "afno_fast"],
+                            passes=["fwd"], memory_budget=0.2, time_budget=1000, sessions=3, measure_memory=False,
+                            progress=False)
+    # fno_all is skipped once per grid (decided in the first session), afno_fast timed in every session
+    assert [(s["series"], s["N"]) for s in res["skipped"]] == [("fno_all", 64), ("fno_all", 256)]
+    assert blocks == [["afno_fast"]] * 6 and res["settings"]["sessions"] == 3
+    for r in res["results"]:
+        assert len(r["sessions_ms"]) == 3 and r["median_ms"] == statistics.median(r["sessions_ms"])
+        assert 3 * 2 <= r["repeats"] <= 3 * 3                          # tiny: 2 to 3 calls per session
+    assert bench.goal_ratios(res)["vs_nvidia"]["met"] is None
+
+
+def test_quick_preset_adds_batch_8_goal_configurations(monkeypatch):
+    from afno_lite.bench import runner
+
+    seen = []
+    monkeypatch.setattr(runner, "_run_config", lambda cfg, names, key, state, *a: seen.append((key, names, a[-1]))
+                        or len(names))
+    res = bench.run_scaling("quick", progress=False)
+    assert res["settings"]["sessions"] == 3 and {s for *_, s in seen} == {0, 1, 2}
+    b8 = [(key, names) for key, names, s in seen if key[2] == 8 and s == 0]
+    assert [key for key, _ in b8] == [("fwd+bwd", 256, 8, (32, 32)), ("fwd+bwd", 256, 8, (64, 64))]
+    assert all(set(names) <= set(runner.GOAL_SERIES) and "afno_fast" in names and "fft_floor_cf" in names
+               for _, names in b8)
+    assert "afno_nvidia_style" in b8[0][1] or "afno_physicsnemo" in b8[0][1]
+    seen.clear()
+    bench.run_scaling("quick", passes=["fwd+bwd"], sessions=1, progress=False)   # a chosen subset: no extras
+    assert {key[2] for key, *_ in seen} == {1} and {s for *_, s in seen} == {0}
 
 
 def test_nvidia_stand_in_agrees_with_fast_afno(capsys):

@@ -11,14 +11,18 @@ a small version of the benchmark and plots the shipped full run
 
 Sub-commands
 ------------
-``scaling [--quick | --tiny] [--out DIR]``
+``scaling [--quick | --tiny] [--sessions N] [--out DIR]``
     Times the forward pass and the forward + backward pass (the two :data:`PASSES`) of every
     series (see :data:`SERIES`; ``--series`` also takes any registered mixer) on grids
     ``8x8 ... 128x128`` (``N = 64 ... 16,384`` tokens), ``C = 64, 256`` channels, batch
-    ``B = 1, 8``. Writes ``DIR/bench_scaling.json`` and
-    ``DIR/bench_scaling.png`` (log-log time against ``N`` with fitted slopes), prints a
-    table and the goal ratios (:func:`goal_ratios`). ``--quick`` (four grids, ``B = 1``)
-    runs in under a minute on 2 idle cores; ``--tiny`` is for tests and the chapter.
+    ``B = 1, 8``, in ``N`` independent sessions (default 3). Writes ``DIR/bench_scaling.json``
+    and ``DIR/bench_scaling.png`` (log-log time against ``N`` with fitted slopes), prints a
+    table and the goals with their ranges over the sessions (:func:`goal_ratios`,
+    :func:`format_goals`). The full run takes 45 to 90 minutes on 2 cores (three
+    sessions). ``--quick`` (four grids up to ``64x64``, ``B = 1``, plus ``B = 8`` at
+    ``N = 1024, 4096`` for the fast AFNO, the NVIDIA layer and both floors, which the goals
+    need; three sessions) takes about 3 minutes on 2 idle cores (about a minute per session);
+    ``--tiny`` (one session) is for tests and the chapter.
 ``nvidia``
     Compares :class:`~afno_lite.fast.FastAFNO` with NVIDIA's ``AFNO2DLayer`` when
     ``physicsnemo`` is importable (weights copied with :mod:`afno_lite.compat`, outputs
@@ -31,6 +35,29 @@ Sub-commands
 
 Method
 ------
+* **Clock and threads**: every call is timed with ``torch.utils.benchmark``'s ``timer``
+  (``time.perf_counter``, with the accelerator synchronised before and after a call on CUDA);
+  torch runs on an explicit number of threads (``torch.get_num_threads()``, set with
+  ``--threads``), recorded in the JSON (``threads``, ``machine.threads``, ``method.timing``).
+* **Sessions**: the whole run is repeated ``--sessions`` times (default 3; ``sessions=`` in
+  :func:`run_scaling`). Each session is a complete pass over every configuration with freshly
+  built modules and fresh inputs, so sessions are separated in time by a whole pass and a
+  disturbance of the machine rarely hits one configuration in every session. Skipping decisions
+  (budgets) are taken in the first session and reused; peak memory is measured in the first.
+  Each row keeps ``median_ms`` (now the median of the per-session medians), ``p10_ms``,
+  ``p90_ms`` and ``min_ms`` (over all calls of all sessions), and adds ``sessions_ms`` (the
+  per-session medians, in session order), ``spread`` (``p90 / p10`` over all its calls),
+  ``session_spreads``, ``remeasured`` (sessions in which its configuration was timed again) and
+  ``unstable``.
+* **Spread rule**: within a session, when some series of a configuration has ``p90 / p10 > 2``
+  (:data:`~afno_lite.bench.runner.SPREAD_LIMIT`) over its calls, the configuration is timed once
+  more (one more interleaved block of every series; it replaces the first). A series still above
+  2 gets ``unstable: true``; tables and goals mark it with ``!``.
+* **Ratios with their spread**: a ratio between two series is computed per session (the ratio of
+  their session medians, timed interleaved in that session) and reported as
+  ``{"median", "min", "max", "n"}`` over the sessions; a goal is met on the median ratio, and
+  ``met_every_session`` says whether every session met it. Results written before sessions
+  existed count as one session (``n = 1``).
 * **Interleaved**: for one configuration (pass, ``C``, ``B``, grid) every series is built,
   warmed up twice, then timed round-robin ``A B C ... A B C ...``; the median over the
   repeats is reported (also the 10 % and 90 % quantiles). Load from other processes then
@@ -40,7 +67,13 @@ Method
   gradient and every gradient is reset to ``None`` before a call (as ``zero_grad`` does).
 * **FFT floor**: ``irfft2(rfft2(x))`` over ``(H, W)`` of the same channels-last tokens
   (``fft_floor``): the least a spectral mixer must do. ``fft_floor_cf`` does the same
-  transforms on a contiguous channels-first copy made outside the timed region.
+  transforms on a contiguous channels-first copy made outside the timed region. The goals
+  compare with the **best floor**, the faster of the two layouts in each session
+  (channels-first on CPUs so far, by 2-3x), and report the ratios to both layouts.
+* **Growth**: :func:`slopes` fits the raw log-log exponent and, over the same large-``N`` range,
+  ``t = a + b N log2 N`` by least squares in closed form (:func:`fit_nlogn`: ``a_ms`` the fixed
+  cost per call, ``b_ns`` the nanoseconds per unit of ``N log2 N``, and the largest relative
+  residual). A fixed cost flattens the log-log exponent below 1; it does not bend ``b``.
 * **Peak memory**: tracemalloc does not see torch's allocations. On CUDA we report
   ``torch.cuda.max_memory_allocated`` minus the memory in use before the call. On CPU
   (torch keeps no allocator statistics there) one extra call runs under a
@@ -58,15 +91,37 @@ Method
   the mixer's record: 2 for attention) and its memory from its parameter count
   (``afno_lite.complexity``) plus the previous peak scaled with ``N^g``; series over
   ``--time-budget`` seconds or ``--memory-budget`` MB are skipped and listed with the reason.
+
+Goals (CPU, :func:`goal_ratios`; C = 256, forward + backward)
+-------------------------------------------------------------
+* ``vs_nvidia``: fast AFNO / the NVIDIA layer <= 0.5 at every ``N >= 1024``, ``B = 1`` and
+  ``B = 8``. The NVIDIA layer is physicsnemo's ``AFNO2DLayer`` when it is importable, else the
+  NVIDIA-style stand-in, labelled as such.
+* ``vs_fft_floor``: fast AFNO / the best floor <= 2.0 at every ``N >= 4096`` (``B = 1``, and
+  ``B = 8`` where measured).
+* ``growth_exponent`` and ``crossover_vs_attention_h8``: information, with the thresholds of an
+  earlier issue (exponent <= 1.15, crossover ``N <= 128``).
+
+A goal whose configurations the run did not measure says "not measured" (``met: None``).
 """
 from __future__ import annotations
 
 from .cli import main, run_nvidia, run_widgets
 from .report import format_goals, format_table, load_results, plot_scaling, save_results
-from .runner import PRESETS, _predict, grid_list, run_scaling
+from .runner import PRESETS, SPREAD_LIMIT, _predict, grid_list, run_scaling
 from .series import PASSES, SCHEMA, SERIES, Series, peak_memory_bytes, series_for
-from .stats import crossover, fit_slope, goal_ratios, slopes
+from .stats import (
+    best_floor_ratios,
+    crossover,
+    fit_nlogn,
+    fit_slope,
+    goal_ratios,
+    ratio_summary,
+    session_ratios,
+    slopes,
+)
 
-__all__ = ["SERIES", "Series", "PASSES", "PRESETS", "SCHEMA", "run_scaling", "save_results", "load_results",
-           "plot_scaling", "fit_slope", "slopes", "crossover", "goal_ratios", "format_table", "format_goals",
+__all__ = ["SERIES", "Series", "PASSES", "PRESETS", "SCHEMA", "SPREAD_LIMIT", "run_scaling", "save_results",
+           "load_results", "plot_scaling", "fit_slope", "fit_nlogn", "slopes", "crossover", "goal_ratios",
+           "session_ratios", "ratio_summary", "best_floor_ratios", "format_table", "format_goals",
            "peak_memory_bytes", "series_for", "grid_list", "run_nvidia", "run_widgets", "main", "_predict"]

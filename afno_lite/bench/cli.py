@@ -93,13 +93,26 @@ def run_widgets(n: int = 10, size: int = 64, goal_ms: float = 150.0, out=print) 
 
 
 # --------------------------------------------------------------------------- command line
+def _at_least_one(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {n}")
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m afno_lite.bench", description=_DESCRIPTION)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("scaling", help="time every mixer against the number of tokens; JSON + PNG + table")
     size = s.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="4 grids, B=1: under a minute on 2 idle cores")
+    size.add_argument("--quick", action="store_true",
+                      help="4 grids, B=1 (B=8 for the goals), 3 sessions: about 3 minutes on 2 idle cores")
     size.add_argument("--tiny", action="store_true", help="2 grids, C=32: a few seconds (tests, chapter)")
+    s.add_argument("--sessions", type=_at_least_one, metavar="N",
+                   help="independent repeats of the whole run (default 3; 1 with --tiny)")
     s.add_argument("--out", default="bench_results", help="output folder (default: ./bench_results)")
     s.add_argument("--grids", nargs="+", metavar="HxW", help="override the grids, e.g. 16x16 32x64")
     s.add_argument("--channels", nargs="+", type=int, metavar="C", help="override the channel counts")
@@ -144,9 +157,13 @@ def main(argv=None) -> int:
     result = run_scaling(preset, grids=args.grids, channels=args.channels, batches=args.batches,
                          passes=args.passes, series=args.series, device=args.device,
                          time_budget=args.time_budget, memory_budget=args.memory_budget,
-                         measure_memory=not args.no_memory, progress=not args.no_progress, command=cmdline)
+                         sessions=args.sessions, measure_memory=not args.no_memory, progress=not args.no_progress,
+                         command=cmdline)
     paths = save_results(result, args.out, plot=not args.no_plot)
     print(format_table(result))
+    unstable = [r for r in result["results"] if r.get("unstable")]
+    if unstable:
+        print(f"\n! unstable: p90/p10 > 2 in some session even after a re-measure ({len(unstable)} rows)")
     if result["skipped"]:
         print("\nSkipped:")
         for s in result["skipped"]:
@@ -154,7 +171,8 @@ def main(argv=None) -> int:
     print()
     print(format_goals(result))
     load = result["machine"].get("load_average_start"), result["machine"].get("load_average_end")
-    print(f"\n{result['elapsed_s']:.0f} s, torch {result['torch']}, {result['threads']} threads, "
+    print(f"\n{result['elapsed_s']:.0f} s, {result['settings']['sessions']} sessions, torch {result['torch']}, "
+          f"{result['threads']} threads, "
           f"load average start/end {load[0]} / {load[1]}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -130,7 +130,8 @@ def plot_scaling(result: dict, mode: str | None = None, C: int | None = None, B:
 
 def format_table(result: dict, peak: bool = False) -> str:
     """Plain-text table: one block per (mode, C, B), rows ``N``, columns series (median ms,
-    or peak MB with ``peak=True``); ``skip`` marks skipped configurations."""
+    or peak MB with ``peak=True``); ``skip`` marks skipped configurations, ``!`` after a time
+    an unstable row (p90/p10 > 2 within a session even after a re-measure)."""
     rows = result["results"]
     names = _present(result)
     skipped = {(s["series"], s["mode"], s["C"], s["B"], s["N"]) for s in result.get("skipped", [])}
@@ -148,41 +149,78 @@ def format_table(result: dict, peak: bool = False) -> str:
                              None)
                     if r is not None:
                         v = r["peak_mb"] if peak else r["median_ms"]
-                        cells.append(f"{v:13.3g}" if v is not None else f"{'-':>13}")
+                        mark = "!" if r.get("unstable") and not peak else ""
+                        cells.append(f"{f'{v:.3g}{mark}':>13}" if v is not None else f"{'-':>13}")
                     else:
                         cells.append(f"{'skip' if (s, m, c, b, N) in skipped else '-':>13}")
                 lines.append(f"{H:>4}x{W:<4} {N:>6} " + " ".join(cells))
     return "\n".join(lines)
 
 
+def _range(s: dict) -> str:
+    """``median [min, max] (n=...)`` of a per-session ratio summary."""
+    if s["n"] == 1:
+        return f"{s['median']:.2f} (n=1)"
+    return f"{s['median']:.2f} [{s['min']:.2f}, {s['max']:.2f}] (n={s['n']})"
+
+
+def _met(g: dict) -> str:
+    if g["met"] is None:
+        if g.get("met_where_measured") is None:
+            return "not measured"
+        return (f"{'met' if g['met_where_measured'] else 'not met'} where measured "
+                f"({', '.join(g['not_measured'])} not measured)")
+    txt = "met" if g["met"] else "NOT met"
+    return txt + f" (every session: {'yes' if g['met_every_session'] else 'no'})"
+
+
 def format_goals(result: dict) -> str:
-    """The goal ratios as readable lines."""
-    g = result.get("goals") or goal_ratios(result)
-    na = "n/a (not measured in this run: use the full benchmark)"
-    L = ["Goals (fwd+bwd medians from this run):"]
+    """The goals as readable lines: each ratio as ``median [min, max] (n=sessions)``, ``!`` after
+    a ratio whose rows are unstable (always recomputed from the rows, so that results written by
+    earlier versions print the current goals)."""
+    g = goal_ratios(result)
+    na = "not measured (in this run; the full benchmark or --quick measures it)"
+    L = ["Goals (fwd+bwd, C=256; per-session ratios: median [min, max] over n sessions):"]
     v = g["vs_nvidia"]
     if v["baseline"] is None:
-        L.append("  fast AFNO / NVIDIA AFNO2DLayer: " + na)
+        L.append("  fast AFNO / NVIDIA AFNO layer: " + na)
     else:
         for B in (1, 8):
             rs = v[f"B{B}"]
-            txt = ", ".join(f"N={n}: {r:.2f}" for n, r in rs.items()) if rs else na
-            L.append(f"  fast AFNO / {v['baseline']} at B={B}, C=256: {txt}")
+            bad = {u.split(" N=")[1] for u in v["unstable"] if f" B={B} " in u}
+            txt = ", ".join(f"N={n}: {_range(r)}{'!' if str(n) in bad else ''}" for n, r in rs.items()) if rs else na
+            L.append(f"  fast AFNO / {v['baseline']} at B={B}: {txt}")
         if v.get("note"):
             L.append(f"    ({v['note']})")
-        L.append(f"    goal {v['goal']}: met={v['met']}")
+        L.append(f"    goal <= {v['limit']} at every N >= {v['n_min']}, B=1 and 8: {_met(v)}")
     f = g["vs_fft_floor"]
-    L.append("  fast AFNO / FFT floor at N=4096, B=1, C=256: "
-             + (na if f["value"] is None else f"{f['value']:.2f} (channels-first floor: "
-                f"{f['vs_channels_first_floor']}) goal <= 2.5: met={f['met']}"))
+    if not f["B1"] and not f["B8"]:
+        L.append("  fast AFNO / FFT floor at N >= 4096: " + na)
+    for B in (1, 8):
+        for N, d in f[f"B{B}"].items():
+            bad = any(u.endswith(f" B={B} N={N}") for u in f["unstable"])
+            layouts = set(d["faster_layout"])
+            faster = layouts.pop().replace("_", "-") if len(layouts) == 1 else "either, by session"
+            parts = [f"{k.replace('_', '-')} {_range(d[k])}" for k in ("channels_last", "channels_first") if d.get(k)]
+            L.append(f"  fast AFNO / best FFT floor at N={N}, B={B}: {_range(d['best'])}{'!' if bad else ''} "
+                     f"(faster floor: {faster}; vs {', vs '.join(parts)})")
+    if f["B1"] or f["B8"]:
+        L.append(f"    goal <= {f['limit']} x the faster floor at every N >= {f['n_min']}: {_met(f)}")
+    unstable = sorted(set(v["unstable"]) | set(f["unstable"]))
+    if unstable:
+        L.append("  ! unstable rows (p90/p10 > 2 in a session after a re-measure): " + ", ".join(unstable))
     e = g["growth_exponent"]
-    L.append("  growth exponent over N=1024..16384, B=1, C=256: "
+    fit = e.get("afno_fast_C256_nlogn")
+    L.append("  growth over N=1024..16384, B=1, C=256 (information): "
              + (na if e["afno_fast_C256"] is None else
-                f"afno_fast {e['afno_fast_C256']} ({e['afno_fast_C256_points']} points), afno {e['afno_C256']}, "
-                f"attention_h8 {e['attention_h8_C256']} ({e['attention_h8_C256_points']} points), "
-                f"fft_floor {e['fft_floor_C256']}; goal <= 1.15: met={e['met']}"))
+                f"log-log exponent afno_fast {e['afno_fast_C256']} ({e['afno_fast_C256_points']} points), "
+                f"afno {e['afno_C256']}, attention_h8 {e['attention_h8_C256']} "
+                f"({e['attention_h8_C256_points']} points), fft_floor {e['fft_floor_C256']}"
+                + (f"; afno_fast t = {fit['a_ms']:.3g} ms + {fit['b_ns']:.3g} ns x N log2 N (largest residual "
+                   f"{100 * fit['max_rel_residual']:.0f} %)" if fit else "")
+                + f"; earlier goal exponent <= 1.15: met={e['met']}"))
     c = g["crossover_vs_attention_h8"]
-    L.append("  crossover N (afno_fast faster than 8-head attention, C=256, B=1): "
+    L.append("  crossover N (afno_fast faster than 8-head attention, B=1; information): "
              + (f"n/a ({c.get('note')})" if c["N"] is None else
-                f"{c.get('bound', '')} {c['N']} ({c.get('note')}); goal <= 128: met={c['met']}"))
+                f"{c.get('bound', '')} {c['N']} ({c.get('note')}); earlier goal <= 128: met={c['met']}"))
     return "\n".join(L)

@@ -1,5 +1,7 @@
-"""The benchmark's runner: for every configuration (pass, ``C``, ``B``, grid), predict, skip
-or build every series, warm it up, time it interleaved and measure its peak memory.
+"""The benchmark's runner: in each session (an independent repeat of the whole run), for every
+configuration (pass, ``C``, ``B``, grid), predict, skip or build every series, warm it up, time
+it interleaved (re-measuring a configuration whose calls scatter), and measure its peak memory;
+then one row per series and configuration from all sessions.
 
 Explained in chapter "Complexity and scaling" (``07_complexity_and_scaling``); the method is
 described in :mod:`afno_lite.bench`.
@@ -7,6 +9,7 @@ described in :mod:`afno_lite.bench`.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import platform
 import statistics
@@ -29,21 +32,36 @@ from .series import (
 )
 from .stats import goal_ratios, slopes
 
-__all__ = ["SCHEMA", "PASSES", "PRESETS", "run_scaling", "grid_list"]
+__all__ = ["SCHEMA", "PASSES", "PRESETS", "SPREAD_LIMIT", "run_scaling", "grid_list"]
+
+#: Within one session, a series whose calls scatter by more than this (p90 / p10 of its
+#: per-call times) has its configuration re-measured once; still above it, its row is flagged
+#: ``unstable``.
+SPREAD_LIMIT = 2.0
 
 
 _FULL_GRIDS = [(8, 8), (8, 16), (16, 16), (16, 32), (32, 32), (32, 64), (64, 64), (64, 128), (128, 128)]
 
-#: Run sizes. ``target_s``: seconds of timed calls per configuration (all series together).
-#: (``modes`` is the list of passes; the name is kept for the JSON settings.)
+#: The series the goals compare (:func:`~afno_lite.bench.stats.goal_ratios`): the fast AFNO, the
+#: NVIDIA layer (package or stand-in) and the FFT floor in both layouts.
+GOAL_SERIES = ["afno_fast", "afno_physicsnemo", "afno_nvidia_style", "fft_floor", "fft_floor_cf"]
+
+#: Run sizes. ``target_s``: seconds of timed calls per configuration (all series together) in
+#: one session; ``sessions``: independent repeats of the whole run; ``goal_configs``: extra
+#: configurations measured only for the goals (only :data:`GOAL_SERIES`; dropped when grids,
+#: channels, batches or passes are given explicitly). (``modes`` is the list of passes; the
+#: name is kept for the JSON settings.)
 PRESETS = {
     "full": dict(grids=_FULL_GRIDS, channels=[64, 256], batches=[1, 8], modes=list(PASSES),
-                 min_repeats=5, max_repeats=40, target_s=4.0, time_budget=3.0, memory_budget=1536.0),
+                 min_repeats=5, max_repeats=40, target_s=4.0, time_budget=3.0, memory_budget=1536.0,
+                 sessions=3, goal_configs=[]),
     "quick": dict(grids=[(8, 8), (16, 16), (32, 32), (64, 64)], channels=[64, 256], batches=[1],
                   modes=list(PASSES), min_repeats=3, max_repeats=15, target_s=0.6, time_budget=1.0,
-                  memory_budget=512.0),
+                  memory_budget=512.0, sessions=3,
+                  goal_configs=[dict(mode="fwd+bwd", C=256, B=8, grids=[(32, 32), (64, 64)], series=GOAL_SERIES)]),
     "tiny": dict(grids=[(8, 8), (16, 16)], channels=[32], batches=[1], modes=list(PASSES),
-                 min_repeats=2, max_repeats=3, target_s=0.05, time_budget=0.5, memory_budget=256.0),
+                 min_repeats=2, max_repeats=3, target_s=0.05, time_budget=0.5, memory_budget=256.0,
+                 sessions=1, goal_configs=[]),
 }
 
 
@@ -125,6 +143,10 @@ def _settings(preset: str, overrides: dict) -> dict:
     for m in cfg["modes"]:
         if m not in PASSES:
             raise ValueError(f"modes must be among {PASSES}, got {m!r}")
+    n = cfg["sessions"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"sessions must be an integer >= 1, got {n!r}")
+    cfg["goal_configs"] = [dict(gc, grids=grid_list(gc["grids"])) for gc in cfg["goal_configs"]]
     return cfg
 
 
@@ -153,66 +175,122 @@ def _inputs(mode: str, B: int, H: int, W: int, C: int, gen, device):
     return (x, g), (x_cf, g_cf)
 
 
-def _measure(cfg, active, calls, base: dict, skipped, last, device, measure_memory: bool) -> list[dict]:
-    """Warm up (two calls each; the second estimates a round), time interleaved, measure memory."""
+def _spread(ts: list[float]) -> float:
+    """p90 / p10 of per-call times (nearest rank, as reported)."""
+    ts = sorted(ts)
+    lo = quantile(ts, 0.1)
+    return quantile(ts, 0.9) / lo if lo > 0 else math.inf
+
+
+def _measure(cfg, active, calls, base: dict, skipped, first: bool) -> tuple[dict, bool]:
+    """Warm up (two calls each; the second estimates a round), then time interleaved. In the
+    first session a series whose warm-up call is over twice the time budget is skipped (removed
+    from ``active``). When some series' calls scatter by more than :data:`SPREAD_LIMIT`, the
+    whole configuration is timed once more and that block replaces the first.
+    Returns the seconds per call of each series and whether the block was re-measured."""
     est = {}
     for name in list(active):
         calls[name]()
         est[name] = call_seconds(calls[name])
-        if est[name] > 2 * cfg["time_budget"]:
+        if first and est[name] > 2 * cfg["time_budget"]:
             skipped.append(dict(series=name, **base, reason=f"one call took {est[name]:.2f} s > 2 x time budget "
                                                           f"{cfg['time_budget']:.2f} s"))
-            last[name] = None
             active.remove(name)
+    if not active:
+        return {}, False
     round_s = sum(est[n] for n in active)
     reps = int(min(cfg["max_repeats"], max(cfg["min_repeats"], round(cfg["target_s"] / max(round_s, 1e-9)))))
-    times = interleaved_seconds({n: calls[n] for n in active}, reps)
-    rows = []
-    for name in active:
-        ts = sorted(times[name])
-        row = dict(series=name, **base, repeats=len(ts), median_ms=statistics.median(ts) * 1e3,
-                   p10_ms=quantile(ts, 0.1) * 1e3, p90_ms=quantile(ts, 0.9) * 1e3, min_ms=ts[0] * 1e3)
-        row["peak_bytes"] = peak_memory_bytes(calls[name], device) if measure_memory else None
-        row["peak_mb"] = None if row["peak_bytes"] is None else round(row["peak_bytes"] / 2**20, 3)
-        rows.append(row)
-        last[name] = row
-    return rows
+    block = {n: calls[n] for n in active}
+    times = interleaved_seconds(block, reps)
+    remeasured = any(_spread(times[n]) > SPREAD_LIMIT for n in active)
+    if remeasured:
+        times = interleaved_seconds(block, reps)
+    return times, remeasured
 
 
-def _run_config(cfg, series, key, state, device, measure_memory, seed, gen) -> int:
-    """One configuration ``(mode, C, B, (H, W))``: returns how many series it finished."""
+def _run_config(cfg, series, key, state, device, measure_memory, seed, gen, session: int) -> int:
+    """One configuration ``(mode, C, B, (H, W))`` in one session: returns how many series it
+    finished. The first session decides which series run (budgets) and measures peak memory;
+    later sessions reuse its decisions with freshly built modules and fresh inputs."""
     mode, C, B, (H, W) = key
     base = dict(mode=mode, C=C, B=B, H=H, W=W, N=H * W)
     last = state["last"].setdefault((mode, C, B), {})
-    active = []
-    for name in series:
-        if name in last and last[name] is None:
-            state["skipped"].append(dict(series=name, **base, reason="skipped at a smaller grid"))
-            continue
-        reason = _skip_reason(cfg, last.get(name), name, mode, C, H, W)
-        if reason:
-            state["skipped"].append(dict(series=name, **base, reason=reason))
-            last[name] = None
-            continue
-        active.append(name)
+    if session == 0:
+        active = []
+        for name in series:
+            if name in last and last[name] is None:
+                state["skipped"].append(dict(series=name, **base, reason="skipped at a smaller grid"))
+                continue
+            reason = _skip_reason(cfg, last.get(name), name, mode, C, H, W)
+            if reason:
+                state["skipped"].append(dict(series=name, **base, reason=reason))
+                last[name] = None
+                continue
+            active.append(name)
+    else:
+        active = list(state["runs"][key]["active"]) if key in state["runs"] else []
     if not active:
         return len(series)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed + session)
     (x, g), (x_cf, g_cf) = _inputs(mode, B, H, W, C, gen, device)
     calls = {}
     for name in active:
         module, fn, cf = build(name, C, H, W, device)
         calls[name] = _make_call(module, fn, x_cf if cf else x, g_cf if cf else g, mode)
-    state["results"] += _measure(cfg, active, calls, base, state["skipped"], last, device, measure_memory)
+    tried = list(active)
+    times, remeasured = _measure(cfg, active, calls, base, state["skipped"], first=session == 0)
+    if session == 0:
+        for name in tried:
+            if name not in active:
+                last[name] = None
+        if not active:
+            return len(series)
+        run = state["runs"][key] = dict(base=base, active=list(active), times={n: [] for n in active},
+                                        spreads={n: [] for n in active}, remeasured=0, peak={})
+        for name in active:
+            run["peak"][name] = peak_memory_bytes(calls[name], device) if measure_memory else None
+            ts = sorted(times[name])
+            # what the budgets of the next grid are predicted from
+            last[name] = dict(N=H * W, median_ms=statistics.median(ts) * 1e3, min_ms=ts[0] * 1e3,
+                              peak_bytes=run["peak"][name])
+    run = state["runs"][key]
+    run["remeasured"] += int(remeasured)
+    for name in active:
+        run["times"][name].append(times[name])
+        run["spreads"][name].append(_spread(times[name]))
     return len(series)
 
 
+def _result_rows(state) -> list[dict]:
+    """One row per (configuration, series) from all sessions: ``median_ms`` is the median of the
+    per-session medians (``sessions_ms``); quantiles, ``min_ms`` and ``spread`` (p90 / p10) are
+    over every timed call of every session."""
+    rows = []
+    for run in state["runs"].values():
+        for name in run["active"]:
+            per = run["times"][name]
+            ts = sorted(t for block in per for t in block)
+            sessions_ms = [statistics.median(block) * 1e3 for block in per]
+            p10, p90 = quantile(ts, 0.1) * 1e3, quantile(ts, 0.9) * 1e3
+            peak = run["peak"][name]
+            rows.append(dict(series=name, **run["base"], repeats=len(ts), median_ms=statistics.median(sessions_ms),
+                             p10_ms=p10, p90_ms=p90, min_ms=ts[0] * 1e3, peak_bytes=peak,
+                             peak_mb=None if peak is None else round(peak / 2**20, 3),
+                             sessions_ms=sessions_ms, spread=p90 / p10 if p10 > 0 else None,
+                             session_spreads=[round(v, 3) for v in run["spreads"][name]],
+                             remeasured=run["remeasured"],
+                             unstable=any(v > SPREAD_LIMIT for v in run["spreads"][name])))
+    return rows
+
+
 def _document(preset, cfg, series, state, info, device, command, t_start) -> dict:
+    state["results"] = _result_rows(state)
     try:
         info["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     except OSError:
         pass
-    settings = dict(cfg, grids=[list(hw) for hw in cfg["grids"]])
+    settings = dict(cfg, grids=[list(hw) for hw in cfg["grids"]],
+                    goal_configs=[dict(gc, grids=[list(hw) for hw in gc["grids"]]) for gc in cfg["goal_configs"]])
     out = {
         "schema": SCHEMA,
         "command": command or f"python -m afno_lite.bench scaling (preset {preset})",
@@ -222,7 +300,18 @@ def _document(preset, cfg, series, state, info, device, command, t_start) -> dic
         "settings": settings,
         "method": {
             "timing": "interleaved round-robin over series per configuration; median of repeats after 2 warm-up "
-                      "calls; torch.utils.benchmark.timer (time.perf_counter, accelerator synchronised)",
+                      "calls; torch.utils.benchmark.timer (time.perf_counter, accelerator synchronised); "
+                      f"{torch.get_num_threads()} torch threads (torch.get_num_threads(), set with --threads)",
+            "sessions": f"{cfg['sessions']} independent sessions, each a complete pass over every configuration "
+                        "(fresh modules and inputs); median_ms is the median of the per-session medians "
+                        "(sessions_ms); skipping decisions of the first session are reused; peak memory is "
+                        "measured in the first session",
+            "spread": f"a configuration where some series has p90/p10 > {SPREAD_LIMIT:g} within a session is timed "
+                      "once more (the new block replaces the first); still above, the row is flagged unstable; "
+                      "spread is p90/p10 over all calls of all sessions",
+            "goals": "ratios per session (series timed interleaved in the same session), reported as median, "
+                     "min, max over the sessions; the FFT floor is the faster of fft_floor and fft_floor_cf in "
+                     "each session",
             "memory": ("torch.cuda.max_memory_allocated minus memory in use before the call" if device.type == "cuda"
                        else "peak of live tensor storages created by operators during one call, tracked with a "
                             "TorchDispatchMode (inputs, parameters and kernel-internal workspaces excluded)"),
@@ -241,15 +330,22 @@ def _document(preset, cfg, series, state, info, device, command, t_start) -> dic
 
 def run_scaling(preset: str = "quick", *, grids=None, channels=None, batches=None, passes=None, modes=None,
                 series=None, device=None, min_repeats=None, max_repeats=None, target_s=None,
-                time_budget=None, memory_budget=None, measure_memory: bool = True,
-                progress: bool = True, seed: int = 0, command: str | None = None) -> dict:
+                time_budget=None, memory_budget=None, sessions=None, goal_configs=None,
+                measure_memory: bool = True, progress: bool = True, seed: int = 0,
+                command: str | None = None) -> dict:
     """Run the scaling benchmark and return the result dictionary (what ``scaling`` writes
     as JSON). Keyword arguments override the preset (``"full"``, ``"quick"``, ``"tiny"``);
     ``passes`` (or its former name ``modes``) selects ``"fwd"`` and/or ``"fwd+bwd"``. ``series``
-    may name registered mixers too (timed with their record's ``grid_kw``)."""
+    may name registered mixers too (timed with their record's ``grid_kw``). ``sessions``: how
+    many independent repeats of the whole run (preset: 3, ``tiny`` 1); ``goal_configs``: extra
+    configurations for the goals (see :data:`PRESETS`; ``[]`` for none, and none by default when
+    grids, channels, batches or passes are given)."""
+    if goal_configs is None and any(v is not None for v in (grids, channels, batches, passes or modes)):
+        goal_configs = []
     cfg = _settings(preset, dict(grids=grids, channels=channels, batches=batches, modes=passes or modes,
                                  min_repeats=min_repeats, max_repeats=max_repeats, target_s=target_s,
-                                 time_budget=time_budget, memory_budget=memory_budget))
+                                 time_budget=time_budget, memory_budget=memory_budget, sessions=sessions,
+                                 goal_configs=goal_configs))
     if series is None:
         series = [s for s in SERIES if s != "afno_physicsnemo" or physicsnemo_layer_cls() is not None]
     for s in series:
@@ -259,14 +355,24 @@ def run_scaling(preset: str = "quick", *, grids=None, channels=None, batches=Non
 
     t_start = time.perf_counter()
     info = _machine_info(device)
-    state = {"results": [], "skipped": [], "last": {}}
-    configs = [(mode, C, B, hw) for mode in cfg["modes"] for C in cfg["channels"] for B in cfg["batches"]
-               for hw in cfg["grids"]]
-    bar = tqdm(total=len(configs) * len(series), file=sys.stderr, disable=not progress, unit="series",
-               desc=f"bench {preset}", leave=False)
+    state = {"results": [], "skipped": [], "last": {}, "runs": {}}
+    configs = [((mode, C, B, hw), list(series)) for mode in cfg["modes"] for C in cfg["channels"]
+               for B in cfg["batches"] for hw in cfg["grids"]]
+    seen = {key for key, _ in configs}
+    for gc in cfg["goal_configs"]:
+        names = [s for s in gc["series"] if s in series]
+        for hw in gc["grids"]:
+            key = (gc["mode"], gc["C"], gc["B"], hw)
+            if names and key not in seen:
+                configs.append((key, names))
+                seen.add(key)
+    n = cfg["sessions"]
+    bar = tqdm(total=n * sum(len(names) for _, names in configs), file=sys.stderr, disable=not progress,
+               unit="series", desc=f"bench {preset}", leave=False)
     gen = torch.Generator().manual_seed(seed)
-    for key in configs:
-        bar.set_postfix_str(f"{key[0]} C={key[1]} B={key[2]} {key[3][0]}x{key[3][1]}")
-        bar.update(_run_config(cfg, series, key, state, device, measure_memory, seed, gen))
+    for session in range(n):
+        for key, names in configs:
+            bar.set_postfix_str(f"session {session + 1}/{n} {key[0]} C={key[1]} B={key[2]} {key[3][0]}x{key[3][1]}")
+            bar.update(_run_config(cfg, names, key, state, device, measure_memory, seed, gen, session))
     bar.close()
     return _document(preset, cfg, series, state, info, device, command, t_start)
