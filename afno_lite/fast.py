@@ -22,6 +22,25 @@ What changes with respect to the reference (and what does not)
   2-D FFT: the dropped columns would be zeroed anyway) and the MLP only sees kept modes.
 * ReLU acts on real and imaginary parts separately, softshrink too: both are applied to
   ``view_as_real`` of the complex activations, as in the reference.
+
+Mixed precision (``torch.autocast``)
+------------------------------------
+Autocast does not touch complex tensors (there are no complex bf16 matmuls), so the complex
+``baddbmm`` above would stay float32 under ``torch.autocast``. When autocast is enabled for the
+input's device and the FFTs run in float32, :class:`FastAFNO` therefore runs the block MLP on
+real tensors in the autocast dtype: the spectrum of each block is laid out as ``[2b, modes]``
+(real and imaginary part of each channel on adjacent rows, one copy that also casts), each layer
+is ONE batched real matmul with the ``2b x 2b`` matrix ``[[W_r, -W_i], [W_i, W_r]]`` per channel
+pair (the same four real products per complex product as the complex matmul), ReLU and
+softshrink act on those real rows, and the result goes back to a float32 complex spectrum
+(one copy) before the inverse FFT. The FFTs stay float32, as the reference keeps them; the
+output keeps the input's dtype. Outside autocast nothing changes.
+
+Launch overhead
+---------------
+On a GPU a small layer is bound by kernel launches, not by arithmetic. :func:`compiled` returns
+the layer through ``torch.compile`` (``mode="reduce-overhead"``, i.e. CUDA graphs, on CUDA; the
+default mode elsewhere): an opt-in path with the same outputs and gradients.
 """
 from __future__ import annotations
 
@@ -31,7 +50,7 @@ import torch.nn.functional as F
 from .mixers import _LOW_PRECISION, AFNO
 from .spectral import hermitian_project, kept_mode_cutoffs, kept_rows
 
-__all__ = ["FastAFNO", "to_channels_first", "to_channels_last"]
+__all__ = ["FastAFNO", "to_channels_first", "to_channels_last", "compiled", "autocast_dtype"]
 
 # Below this many elements per 2-D slice the blocked transpose brings nothing.
 _MIN_BLOCKED = 60 * 60
@@ -114,6 +133,28 @@ def _per_batch(t: torch.Tensor, B: int) -> torch.Tensor:
     return t if B == 1 else t.expand(B, *t.shape).reshape(B * t.shape[0], *t.shape[1:])
 
 
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The autocast dtype when ``torch.autocast`` is enabled for ``device_type``, else ``None``."""
+    if not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
+
+
+def _real_pair_weight(w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """NVIDIA-layout ``[2, k, i, o]`` -> real ``[k, 2o, 2i]`` in ``dtype``, acting on channels-first
+    rows ``(channel, re/im)``: ``[[W_r, -W_i], [W_i, W_r]]`` (transposed) for each channel pair."""
+    wr, wi = w[0].transpose(1, 2), w[1].transpose(1, 2)                      # [k, o, i]
+    m = torch.stack([torch.stack([wr, -wi], dim=-1), torch.stack([wi, wr], dim=-1)], dim=2)   # [k, o, 2, i, 2]
+    k, o, _, i, _ = m.shape
+    return m.reshape(k, 2 * o, 2 * i).to(dtype)
+
+
+def _real_pair_bias(b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``[2, k, o]`` -> real ``[k, 2o, 1]`` in ``dtype`` (rows ``(channel, re/im)``)."""
+    k, o = b.shape[1], b.shape[2]
+    return b.permute(1, 2, 0).reshape(k, 2 * o, 1).to(dtype)
+
+
 class FastAFNO(AFNO):
     """AFNO token mixer, same parameters and outputs as :class:`afno_lite.mixers.AFNO`
     (see that class for the arguments), computed with channels-first FFTs and one batched
@@ -128,8 +169,30 @@ class FastAFNO(AFNO):
     True
     """
 
+    def _mlp_low_precision(self, X: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """:meth:`_mlp` with the matmuls in ``dtype`` (the autocast dtype) on real tensors: the
+        float32 spectrum ``[B, C, R, M]`` goes to ``[B*k, 2b, R*M]`` rows ``(channel, re/im)``
+        in ``dtype`` (one copy), through two real ``baddbmm`` with the ``2b x 2b`` pair
+        matrices, and back to a float32 complex spectrum (one copy)."""
+        B, C, R, M = X.shape
+        k, b = self.num_blocks, self.block_size
+        L = R * M
+        Xr = torch.view_as_real(X).reshape(B * k, b, L, 2).transpose(-1, -2)            # [B*k, b, 2, L] view
+        Xr = Xr.to(dtype=dtype, memory_format=torch.contiguous_format).view(B * k, 2 * b, L)
+        W1 = _per_batch(_real_pair_weight(self.w1, dtype), B)
+        W2 = _per_batch(_real_pair_weight(self.w2, dtype), B)
+        h = torch.baddbmm(_per_batch(_real_pair_bias(self.b1, dtype), B), W1, Xr)
+        if self.activation == "relu":  # on real and imaginary parts separately
+            h = F.relu(h)
+        o = torch.baddbmm(_per_batch(_real_pair_bias(self.b2, dtype), B), W2, h)
+        o = F.softshrink(o, self.sparsity_threshold)
+        o = o.view(B * k, b, 2, L).transpose(-1, -2).to(dtype=X.real.dtype, memory_format=torch.contiguous_format)
+        return torch.view_as_complex(o).view(B, C, R, M)
+
     def _mlp(self, X: torch.Tensor) -> torch.Tensor:
         """Block MLP + softshrink on a channels-first complex spectrum ``[B, C, R, M]``."""
+        if X.real.dtype == torch.float32 and (low := autocast_dtype(X.device.type)) is not None:
+            return self._mlp_low_precision(X, low)
         B, C, R, M = X.shape
         k = self.num_blocks
         rdt = X.real.dtype
@@ -174,3 +237,34 @@ class FastAFNO(AFNO):
             y = torch.fft.irfft(y, n=W, dim=-1, norm="ortho")
         y = to_channels_last(y, dtype)
         return y + x if self.residual else y
+
+
+def compiled(module: torch.nn.Module, mode: str | None = None, backend: str | None = None, **kw):
+    """``module`` through ``torch.compile``: an opt-in path against launch overhead, with the
+    same outputs and gradients as the eager module (tested in ``tests/test_fast.py``).
+
+    ``mode`` defaults to ``"reduce-overhead"`` (CUDA graphs, with inductor's fused kernels) when
+    the module's parameters are on a CUDA device and to the default mode elsewhere; ``backend``
+    (e.g. ``"cudagraphs"``: CUDA graphs of the eager kernels, no code generation, or
+    ``"aot_eager"``: tracing only) is passed to ``torch.compile`` and then ``mode`` is not.
+    Shapes are static (``dynamic=False``): each grid gets its own graph, and the number of
+    graphs kept per layer is raised from dynamo's default of 8 to 64 so that a sweep over
+    grids and precisions does not silently fall back to eager. Other keyword arguments go to
+    ``torch.compile``.
+
+    >>> import torch
+    >>> layer = FastAFNO(32, num_blocks=4)
+    >>> fast_layer = compiled(layer)          # compiles on its first call
+    """
+    import torch._dynamo.config as dcfg
+
+    for name in ("recompile_limit", "cache_size_limit"):
+        if getattr(dcfg, name, 64) < 64:
+            setattr(dcfg, name, 64)
+    kw.setdefault("dynamic", False)
+    if backend is not None:
+        return torch.compile(module, backend=backend, **kw)
+    if mode is None:
+        p = next(module.parameters(), None)
+        mode = "reduce-overhead" if p is not None and p.device.type == "cuda" else "default"
+    return torch.compile(module, mode=mode, **kw)

@@ -8,7 +8,7 @@ import torch
 
 import afno_lite
 from afno_lite import MixerInputError
-from afno_lite.fast import FastAFNO, to_channels_first, to_channels_last
+from afno_lite.fast import FastAFNO, autocast_dtype, compiled, to_channels_first, to_channels_last
 from afno_lite.mixers import AFNO
 from afno_lite.registry import MIXERS
 
@@ -202,6 +202,145 @@ def test_layout_changes_are_exact_and_differentiable(shape):
     assert torch.equal(x.grad, w.permute(0, 2, 3, 1))
     if x.numel() < 100:
         assert torch.autograd.gradcheck(lambda t: to_channels_last(to_channels_first(t) * 2), (x,))
+
+
+# --------------------------------------------------------------------------- autocast (bf16)
+BF16 = torch.bfloat16
+MATMULS = ("mm", "bmm", "baddbmm", "addmm", "addbmm", "matmul")
+FFTS = ("_fft_r2c", "_fft_c2c", "_fft_c2r")
+
+
+def _ops_and_dtypes(fn) -> list[tuple[str, tuple]]:
+    """(aten op name, dtypes of its tensor arguments) of every operator ``fn()`` dispatches, as
+    the kernels see them (below autocast, so after its casts)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    seen = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            dts = tuple(t.dtype for t in tree_leaves((args, kwargs or {})) if isinstance(t, torch.Tensor))
+            seen.append((func.overloadpacket.__name__, dts))
+            return func(*args, **(kwargs or {}))
+
+    with Record():
+        fn()
+    return seen
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Relative error in the 2-norm (a bf16 rounding of every entry gives about 2**-9 = 0.002)."""
+    return float((a.float() - b.float()).norm() / b.float().norm())
+
+
+# bf16 keeps 8 significant bits: each rounding is off by at most 2**-9 ~ 0.2 % (relative).
+# The bf16 block MLP rounds its input, both weights, the hidden layer and its output: about
+# five roundings on the way, partly averaging out in the sums over the b inputs of each
+# block, so the MLP output is expected about 0.5 % off in norm (the test allows 1 %); the
+# FFTs stay float32 and add nothing noticeable. A float32 MLP is 1e-7 off: well below.
+BF16_REL_TOL = 1e-2
+
+
+@pytest.mark.parametrize("keep_fraction,residual,smooth", [(1.0, False, True), (0.5, False, True),
+                                                           (1.0, True, False), (0.5, False, False)])
+def test_autocast_bf16_matches_float32_reference_and_gradients_flow(keep_fraction, residual, smooth):
+    """``smooth``: no ReLU, no soft-thresholding, so the gradients are smooth functions of the
+    weights and follow the same bf16 error budget as the outputs. With ReLU and softshrink, a
+    bf16-rounded pre-activation that lands on the other side of 0 or of the threshold switches a
+    whole gradient entry on or off: the gradients then differ by a few percent in norm (the
+    reference ``AFNO`` run under the same autocast differs from its float32 self as much), and
+    the test allows 10 %."""
+    torch.manual_seed(0)
+    kw = dict(activation=None, sparsity_threshold=0.0) if smooth else dict(sparsity_threshold=0.01)
+    ref, fast = _pair(64, scale=0.15, num_blocks=4, keep_fraction=keep_fraction, residual=residual, **kw)
+    x, g = torch.randn(2, 12, 10, 64), torch.randn(2, 12, 10, 64)
+    y_ref, g_ref = _outputs_and_grads(ref, x, g)                     # float32, no autocast
+    with torch.autocast("cpu", dtype=BF16):
+        assert autocast_dtype("cpu") == BF16
+        y, grads = _outputs_and_grads(fast, x, g)
+    assert autocast_dtype("cpu") is None
+    assert y.dtype == torch.float32 and y.shape == x.shape            # the output keeps the input dtype
+    # (with the residual the input dominates the output: compare the mixer's own part)
+    err = _rel(y - x, y_ref - x) if residual else _rel(y, y_ref)
+    assert 1e-4 < err < BF16_REL_TOL, err                            # bf16-sized: neither float32 nor broken
+    names = ["x", "w1", "b1", "w2", "b2"]
+    for name, a, b in zip(names, grads, g_ref, strict=True):
+        assert a.dtype == torch.float32 and torch.isfinite(a).all(), name   # float32 master gradients
+        assert _rel(a, b) < (BF16_REL_TOL if smooth else 0.1), (name, _rel(a, b))
+
+
+def test_autocast_bf16_runs_the_block_mlp_matmuls_in_bf16_and_the_ffts_in_float32():
+    torch.manual_seed(0)
+    _, fast = _pair(32, num_blocks=4, sparsity_threshold=0.01)
+    x = torch.randn(1, 8, 8, 32, requires_grad=True)
+
+    def step():
+        with torch.autocast("cpu", dtype=BF16):
+            y = fast(x)
+        y.sum().backward()
+
+    ops = _ops_and_dtypes(step)
+    mm = [(n, d) for n, d in ops if n in MATMULS]
+    assert len(mm) >= 2 + 4, mm                # two layers forward; their input and weight gradients
+    assert all(set(d) == {BF16} for _, d in mm), mm
+    fft = [(n, d) for n, d in ops if n in FFTS]
+    assert len(fft) >= 4 and all(set(d) <= {torch.float32, torch.complex64} for _, d in fft), fft
+
+
+def test_without_autocast_the_block_mlp_stays_complex_float32():
+    torch.manual_seed(0)
+    _, fast = _pair(32, num_blocks=4, sparsity_threshold=0.01)
+    x = torch.randn(1, 8, 8, 32)
+    mm = [(n, d) for n, d in _ops_and_dtypes(lambda: fast(x)) if n in MATMULS]
+    assert [n for n, _ in mm] == ["baddbmm", "baddbmm"] and all(set(d) == {torch.complex64} for _, d in mm)
+    with torch.autocast("cpu", dtype=BF16, enabled=False):
+        assert autocast_dtype("cpu") is None
+
+
+def test_autocast_leaves_float64_alone():
+    torch.manual_seed(0)
+    ref, fast = _pair(8, num_blocks=2, sparsity_threshold=0.02)
+    ref, fast = ref.double(), fast.double()
+    x = torch.randn(1, 6, 7, 8, dtype=F64)
+    with torch.autocast("cpu", dtype=BF16):
+        y = fast(x)
+    torch.testing.assert_close(y, ref(x), rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- compiled path
+def _compiled_matches_eager(backend, **kw):
+    torch.manual_seed(0)
+    _, eager = _pair(16, num_blocks=4, sparsity_threshold=0.02)
+    _, other = _pair(16, num_blocks=4, sparsity_threshold=0.02)
+    other.load_state_dict(eager.state_dict())
+    fn = compiled(other, backend=backend, **kw)
+    x, g = torch.randn(2, 8, 6, 16), torch.randn(2, 8, 6, 16)
+    y_e, g_e = _outputs_and_grads(eager, x, g)
+    for _ in range(2):                         # the second call runs the compiled code without compiling
+        y_c, g_c = _outputs_and_grads(fn, x, g)   # the compiled module has the layer's parameters
+        torch.testing.assert_close(y_c, y_e, rtol=1e-5, atol=1e-5)
+        for a, b in zip(g_c, g_e, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_path_traces_to_the_eager_layer():
+    """dynamo + AOT autograd (no code generation): the whole layer, custom autograd functions
+    and complex tensors included, traces into graphs that give the eager outputs and gradients."""
+    _compiled_matches_eager("aot_eager")
+
+
+def _has_cxx() -> bool:
+    import shutil
+
+    return any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_cxx(), reason="torch.compile's default (inductor) mode on CPU needs a C++ compiler")
+def test_compiled_default_mode_equals_eager_on_cpu():
+    """The path as :func:`afno_lite.fast.compiled` gives it on CPU (inductor, default mode)."""
+    _compiled_matches_eager(None)
 
 
 @pytest.mark.cuda
