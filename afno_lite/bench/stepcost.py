@@ -5,13 +5,17 @@ segmentation"): one forward + backward of the segmentation network (batch 1, cro
 on random labels) at several token grids, per mixer setting. A grid whose predicted cost is
 over the budget is not run: its time is *predicted* from the largest measured grid times the
 ratio of the model's FLOPs (:func:`afno_lite.train.model_flops`), its memory from that grid's
-peak scaled by the mixer's growth exponent (2 for attention, 1 for the spectral mixers), and
-the record says ``"measured": false``.
+peak scaled with the growth *measured* between the last two measured grids (a fused attention
+kernel keeps attention's memory linear in the tokens although its time is quadratic; with a
+single measured grid, the mixer's growth exponent: 2 for attention, 1 for the spectral mixers),
+and the record says ``"measured": false`` and how it was predicted.
 
 Peak memory is the tensor memory of the step (:func:`afno_lite.bench.peak_memory_bytes`: on
 CUDA the allocator's peak, on CPU the live bytes of every operator's output).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +65,17 @@ def step_cost(cfg: dict, tokens: int, device="cpu", repeats: int = 3) -> dict:
             "threads": torch.get_num_threads()}
 
 
+def _memory_growth(cfg: dict, rows: list) -> tuple[float, str]:
+    """The exponent ``p`` of ``peak ~ tokens^p`` for a prediction, and where it comes from: the
+    last two measured grids when there are two, else the mixer's growth exponent."""
+    measured = [r for r in rows if r["measured"] and r["peak_bytes"] > 0]
+    if len(measured) >= 2:
+        a, b = measured[-2], measured[-1]
+        return (math.log(b["peak_bytes"] / a["peak_bytes"]) / math.log(b["tokens"] / a["tokens"]),
+                "measured growth")
+    return float(spec(cfg["mixer"]).growth), "the mixer's growth exponent"
+
+
 def grid_costs(cfg: dict, grids=(32, 64, 128), device="cpu", budget_s: float = 20.0, repeats: int = 3) -> list:
     """:func:`step_cost` at every grid side in ``grids`` (increasing), measured while the
     prediction from the previous grid stays under ``budget_s`` seconds per step, predicted
@@ -68,7 +83,6 @@ def grid_costs(cfg: dict, grids=(32, 64, 128), device="cpu", budget_s: float = 2
     from ..train import TrainConfig, build_model, model_flops, validate_config
 
     budget_s = check_positive(budget_s, "budget_s")
-    g_exp = spec(cfg["mixer"]).growth
     out: list = []
     for side in sorted(check_positive_int(s, "grids[i]") for s in grids):
         if out:
@@ -77,12 +91,13 @@ def grid_costs(cfg: dict, grids=(32, 64, 128), device="cpu", budget_s: float = 2
             flops = model_flops(build_model(tc), tc.img_size)["total"]
             predicted = last["step_s"] * flops / last["flops"]
             if predicted > budget_s or not last["measured"]:
-                ratio = (side * side / last["tokens"]) ** g_exp
+                m_exp, why = _memory_growth(cfg, out)
+                ratio = (side * side / last["tokens"]) ** m_exp
                 out.append({"tokens": side * side, "grid": [side, side], "measured": False,
                             "step_s": predicted, "peak_bytes": int(last["peak_bytes"] * ratio), "flops": flops,
-                            "device": last["device"], "threads": last["threads"],
+                            "device": last["device"], "threads": last["threads"], "memory_exponent": m_exp,
                             "predicted_from": f"{last['grid'][0]}x{last['grid'][1]}: time x FLOP ratio, "
-                                              f"memory x (token ratio)^{g_exp:g}"})
+                                              f"memory x (token ratio)^{m_exp:.2f} ({why})"})
                 continue
         out.append(step_cost(cfg, side, device, repeats))
     return out
