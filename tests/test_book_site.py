@@ -58,7 +58,7 @@ def test_every_page_was_built():
     require_site()
     missing = [f for f in toc_files() if not (HTML / f"{f}.html").exists()]
     assert not missing, f"pages missing from the built site: {missing}"
-    assert len(toc_files()) == 14  # intro + notation + 11 chapters + claims ledger
+    assert len(toc_files()) == 15  # intro + notation + 12 chapters + claims ledger
 
 
 def test_no_cdn_reference_left_in_pages():
