@@ -16,9 +16,11 @@ from afno_lite import bench
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_KEYS = {"series", "mode", "C", "B", "H", "W", "N", "repeats", "median_ms", "p10_ms", "p90_ms", "min_ms",
-               "peak_bytes", "peak_mb", "sessions_ms", "spread", "session_spreads", "remeasured", "unstable"}
+               "peak_bytes", "peak_mb", "sessions_ms", "spread", "session_spreads", "remeasured", "unstable",
+               "precision", "device", "first_call_s"}
 TOP_KEYS = {"schema", "command", "argv", "date", "preset", "machine", "torch", "threads", "settings", "method",
-            "series", "results", "skipped", "elapsed_s", "slopes", "goals"}
+            "series", "results", "skipped", "elapsed_s", "slopes", "goals", "device", "device_name", "cuda",
+            "deadline"}
 
 
 def test_tiny_run_from_the_command_line_writes_json_png_and_table(tmp_path):
@@ -65,7 +67,7 @@ def test_budgets_skip_and_say_why():
                             modes=["fwd"], time_budget=1e-9, progress=False)
     assert res["results"] == []                                # the warm-up call is over 2 x budget
     assert res["skipped"][0]["N"] == 64 and "one call took" in res["skipped"][0]["reason"]
-    assert res["skipped"][1] == dict(series="afno_fast", mode="fwd", C=32, B=1, H=16, W=16, N=256,
+    assert res["skipped"][1] == dict(series="afno_fast", mode="fwd", C=32, B=1, H=16, W=16, N=256, precision="fp32",
                                      reason="skipped at a smaller grid")
     # predictions from the previous grid: attention grows as N^2 (time and memory), the rest as N^1.2 / N
     prev = dict(N=1024, median_ms=20.0, min_ms=10.0, peak_bytes=1000)
@@ -114,15 +116,15 @@ def test_peak_memory_counts_live_tensors_only():
     assert bench.peak_memory_bytes(lambda: (x @ w).relu().sum().backward()) >= 4 * (128 * 64 + 64 * 64)
 
 
-def _synthetic(ts: dict, B: int = 1) -> dict:
-    """A result at fwd+bwd, C=256, batch ``B`` with given times {series: {N: ms}}: a number is a
-    median as results written before sessions had it (no ``sessions_ms``), a list the
-    per-session medians."""
+def _synthetic(ts: dict, B: int = 1, C: int = 256, **extra) -> dict:
+    """A result at fwd+bwd, ``C`` channels, batch ``B`` with given times {series: {N: ms}}: a
+    number is a median as results written before sessions had it (no ``sessions_ms``), a list the
+    per-session medians; ``extra`` (e.g. ``precision``, ``device``) goes into every row."""
     rows = []
     for s, d in ts.items():
         for N, t in d.items():
-            row = dict(series=s, mode="fwd+bwd", C=256, B=B, H=int(math.isqrt(N)), W=N // int(math.isqrt(N)), N=N,
-                       median_ms=statistics.median(t) if isinstance(t, list) else t, peak_bytes=0)
+            row = dict(series=s, mode="fwd+bwd", C=C, B=B, H=int(math.isqrt(N)), W=N // int(math.isqrt(N)), N=N,
+                       median_ms=statistics.median(t) if isinstance(t, list) else t, peak_bytes=0, **extra)
             if isinstance(t, list):
                 row["sessions_ms"] = t
             rows.append(row)
@@ -302,10 +304,13 @@ def test_quick_preset_adds_batch_8_goal_configurations(monkeypatch):
     res = bench.run_scaling("quick", progress=False)
     assert res["settings"]["sessions"] == 3 and {s for *_, s in seen} == {0, 1, 2}
     b8 = [(key, names) for key, names, s in seen if key[2] == 8 and s == 0]
-    assert [key for key, _ in b8] == [("fwd+bwd", 256, 8, (32, 32)), ("fwd+bwd", 256, 8, (64, 64))]
+    assert [key for key, _ in b8] == [("fwd+bwd", 256, 8, (32, 32), "fp32"), ("fwd+bwd", 256, 8, (64, 64), "fp32")]
     assert all(set(names) <= set(runner.GOAL_SERIES) and "afno_fast" in names and "fft_floor_cf" in names
                for _, names in b8)
     assert "afno_nvidia_style" in b8[0][1] or "afno_physicsnemo" in b8[0][1]
+    # the CPU presets: fp32 only, and no compiled series unless named
+    assert {key[4] for key, *_ in seen} == {"fp32"}
+    assert not any(set(names) & set(bench.COMPILED) for _, names, _ in seen)
     seen.clear()
     bench.run_scaling("quick", passes=["fwd+bwd"], sessions=1, progress=False)   # a chosen subset: no extras
     assert {key[2] for key, *_ in seen} == {1} and {s for *_, s in seen} == {0}
@@ -374,3 +379,146 @@ def test_step_costs_are_measured_then_predicted_and_labelled():
     assert rows[2]["flops"] > rows[1]["flops"] > rows[0]["flops"]
     with pytest.raises(ValueError, match="task='segmentation'"):
         step_cost(dict(cfg, task="inpainting"), 8)
+
+
+# --------------------------------------------------------------------------- GPU preset
+def test_gpu_preset_dry_run_on_cpu_from_the_command_line(tmp_path):
+    """``scaling --gpu --device cpu --tiny``: the GPU preset's code on tiny shapes (structure only)."""
+    cmd = [sys.executable, "-m", "afno_lite.bench", "scaling", "--gpu", "--device", "cpu", "--tiny", "--out",
+           str(tmp_path), "--no-progress", "--name", "bench_scaling_gpu", "--threads", "1"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((tmp_path / "bench_scaling_gpu.json").read_text())
+    assert (tmp_path / "bench_scaling_gpu.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert TOP_KEYS <= set(data) and data["preset"] == "gpu_tiny" and data["device"] == "cpu"
+    assert data["torch"] == torch.__version__ and data["cuda"] == torch.version.cuda and data["device_name"]
+    assert data["deadline"] is None and data["settings"]["precisions"] == ["fp32", "bf16"]
+    nvidia = "afno_physicsnemo" if data["machine"]["physicsnemo"] else "afno_nvidia_style"
+    expected = {"attention_h8", nvidia, "afno_fast", "afno_fast_compiled", "afno_fast_graphs", "fft_floor",
+                "fft_floor_cf"}
+    assert set(data["series"]) == expected
+    rows = data["results"]
+    assert data["skipped"] == [], data["skipped"]
+    for r in rows:
+        assert RESULT_KEYS <= set(r) and r["device"] == "cpu" and r["mode"] == "fwd+bwd"
+        assert r["first_call_s"] > 0 and r["p10_ms"] <= r["median_ms"] <= r["p90_ms"]
+        assert (r["peak_bytes"] is None) == (r["series"] in bench.COMPILED)
+    got = {(r["series"], r["precision"], r["B"], r["N"]) for r in rows}
+    eager = expected - set(bench.COMPILED)
+    want = {(s, p, B, N) for s in eager for p in ("fp32", "bf16") for B in (1, 2) for N in (64, 256)}
+    want |= {(s, p, 1, 64) for s in bench.COMPILED for p in ("fp32", "bf16")}   # the preset's "only" rule
+    assert got == want
+    out = proc.stdout
+    assert "GPU preset 'gpu_tiny' on cpu: estimated about" in out
+    assert "bf16" in out and "GPU goals" in out and "not evaluated: no rows measured on a CUDA device" in out
+
+
+def test_gpu_preset_is_sized_for_five_minutes():
+    est = bench.estimate_seconds("gpu")
+    assert est["seconds"] <= 300 and est["deadline_s"] <= 280
+    cfg = bench.PRESETS["gpu"]
+    assert cfg["channels"] == [256, 768] and cfg["batches"] == [1, 8] and cfg["precisions"] == ["fp32", "bf16"]
+    assert max(h * w for h, w in cfg["grids"]) == 65536 and cfg["sessions"] >= 3 and cfg["modes"] == ["fwd+bwd"]
+
+
+def test_deadline_stops_the_run_and_says_so():
+    res = bench.run_scaling("tiny", channels=[16], series=["afno_fast"], passes=["fwd"], deadline_s=0.0,
+                            progress=False)
+    assert res["results"] == [] and res["deadline"]["stopped_in_session"] == 1
+    assert [s["N"] for s in res["skipped"]] == [64, 256]
+    assert all("deadline" in s["reason"] and s["precision"] == "fp32" for s in res["skipped"])
+
+
+def test_a_failing_series_is_skipped_with_its_error(monkeypatch):
+    from afno_lite.bench import runner
+
+    real = runner.build
+
+    def build(name, *a, **kw):
+        if name == "fft_floor":
+            raise RuntimeError("no such kernel")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(runner, "build", build)
+    res = bench.run_scaling("tiny", grids=[(8, 8)], channels=[16], series=["afno_fast", "fft_floor"],
+                            passes=["fwd"], precisions=["fp32", "bf16"], measure_memory=False, progress=False)
+    assert {(r["series"], r["precision"]) for r in res["results"]} == {("afno_fast", "fp32"), ("afno_fast", "bf16")}
+    assert [s["reason"] for s in res["skipped"]] == ["failed: RuntimeError: no such kernel"] * 2
+    assert "bf16" in bench.format_table(res)
+
+
+def _gpu_synthetic() -> dict:
+    """A CUDA result: the fast AFNO at 0.4 x the stand-in and 2.5 x the channels-first floor everywhere,
+    the compiled path at 0.8 ms on the plateau, except bf16 C=768 B=8 where the AFNO ratio is 0.6."""
+    rows = []
+    Ns = [1024, 4096, 16384, 65536]
+    for p in ("fp32", "bf16"):
+        for C in (256, 768):
+            for B in (1, 8):
+                f = 0.6 if (p, C, B) == ("bf16", 768, 8) else 0.4
+                ts = {"afno_fast": {N: [2.0, 2.5, 3.0] for N in Ns},
+                      "afno_nvidia_style": {N: [2.0 / f, 2.5 / f, 3.0 / f] for N in Ns},
+                      "fft_floor_cf": {65536: [0.8, 1.0, 1.2]}, "fft_floor": {65536: [2.0, 2.0, 2.0]},
+                      "attention_h8": {1024: [1.0] * 3, 4096: [5.0] * 3, 16384: [10.0] * 3, 65536: [100.0] * 3}}
+                if (C, B) == (256, 1):
+                    ts["afno_fast_compiled"] = {N: [0.7, 0.8, 0.9] for N in Ns}
+                rows += _synthetic(ts, B=B, C=C, precision=p, device="cuda:0")["results"]
+    return {"schema": bench.SCHEMA, "results": rows, "skipped": [], "device": "cuda", "preset": "gpu"}
+
+
+def test_gpu_goals_from_cuda_rows_only():
+    res = _gpu_synthetic()
+    g = bench.goal_ratios(res)
+    v = g["gpu_vs_nvidia"]
+    assert v["evaluated"] and v["not_measured"] == [] and "stand-in" in v["note"]
+    assert list(v["ratios"]["fp32 C=256 B=1"]) == [4096, 65536 // 4, 65536]          # N >= 4096 only
+    assert v["ratios"]["fp32 C=256 B=1"][4096] == {"median": 0.4, "min": 0.4, "max": 0.4, "n": 3}
+    assert v["ratios"]["bf16 C=768 B=8"][65536]["median"] == 0.6 and v["met"] is False
+    pl = g["gpu_plateau"]
+    assert pl["series"] == "afno_fast_compiled" and list(pl["times_ms"]) == ["fp32 C=256 B=1", "bf16 C=256 B=1"]
+    assert pl["times_ms"]["fp32 C=256 B=1"] == {N: {"median": 0.8, "min": 0.7, "max": 0.9, "n": 3}
+                                                for N in (1024, 4096, 16384)}          # N <= 16384 only
+    assert pl["met"] is True and pl["met_every_session"] is True
+    assert pl["eager_ms"]["bf16 C=256 B=1"][1024]["median"] == 2.5
+    fl = g["gpu_vs_floor_cf"]
+    assert fl["ratios"]["fp32 C=256 B=1"] == {65536: {"median": 2.5, "min": 2.5, "max": 2.5, "n": 3}}
+    assert fl["met"] is True and fl["floors"]["bf16 C=768 B=8"]["faster_layout"] == ["channels_first"] * 3
+    assert g["gpu_crossover_vs_attention_h8"]["fp32"]["between"] == [1024, 4096]
+    # the CPU goals do not read CUDA rows; the CPU results give no GPU goals
+    assert g["vs_nvidia"]["met"] is None and g["vs_nvidia"]["B1"] == {}
+    cpu = bench.goal_ratios(_synthetic({"afno_fast": {4096: 1.0}, "afno_nvidia_style": {4096: 2.0}}))
+    assert cpu["gpu_vs_nvidia"]["evaluated"] is False and cpu["gpu_vs_nvidia"]["met"] is None
+    assert cpu["vs_nvidia"]["B1"][4096]["median"] == 0.5
+    text = bench.format_goals(res)
+    assert "GPU goals" in text and "Goals (fwd+bwd, C=256" not in text
+    assert "fast AFNO / AFNO, NVIDIA-style code [bf16 C=768 B=8]: N=4096: 0.60 [0.60, 0.60] (n=3)" in text
+    assert "AFNO fast, compiled [fp32 C=256 B=1]: N=1024: 0.8 [0.7, 0.9] ms (n=3)" in text
+    assert "goal <= 0.5 at every N >= 4096: NOT met" in text and "goal <= 1.0 ms" in text
+    assert "goal <= 3.0 x the channels-first floor at N = 65536: met" in text
+    assert "GPU goals" not in bench.format_goals(_synthetic({"afno_fast": {4096: 1.0}}))
+
+
+def test_gpu_rows_table_and_plot_by_precision():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    res = _gpu_synthetic()
+    table = bench.format_table(res)
+    assert "fwd+bwd, C=256, B=1, fp32" in table and "fwd+bwd, C=768, B=8, bf16" in table
+    fig = bench.plot_scaling(res, C=256, B=1)
+    assert [ax.get_title() for ax in fig.axes] == ["fwd+bwd, C=256, B=1, fp32", "fwd+bwd, C=256, B=1, bf16"]
+    fig = bench.plot_scaling(res, C=256, B=1, prec="bf16")
+    assert len(fig.axes) == 1
+    sl = {(r["series"], r["C"], r["B"], r["precision"]) for r in bench.slopes(res)}
+    assert ("afno_fast", 768, 8, "bf16") in sl and ("afno_fast", 768, 8, "fp32") in sl
+    assert bench.default_name(res) == "bench_scaling_gpu" and bench.default_name({"device": "cpu"}) == "bench_scaling"
+
+
+def test_gpu_bench_script_fails_loudly_without_cuda(tmp_path):
+    if torch.cuda.is_available():  # pragma: no cover - only on a GPU machine
+        pytest.skip("a CUDA device is present: the script would run the real benchmark")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "GPU_BENCH_ALLOW_CPU"}
+    env.update(OUT=str(tmp_path), PYTHON=sys.executable)
+    proc = subprocess.run(["bash", str(ROOT / "tests" / "gpu_bench.sh")], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 3 and "no CUDA device" in proc.stderr and "GPU_BENCH_ALLOW_CPU=1" in proc.stderr

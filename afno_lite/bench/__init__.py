@@ -23,6 +23,26 @@ Sub-commands
     ``N = 1024, 4096`` for the fast AFNO, the NVIDIA layer and both floors, which the goals
     need; three sessions) takes about 3 minutes on 2 idle cores (about a minute per session);
     ``--tiny`` (one session) is for tests and the chapter.
+``scaling --gpu [--tiny] [--device cuda] [--name NAME] [--deadline S]``
+    The GPU preset (``"gpu"``): forward + backward, ``C = 256, 768``, ``B = 1, 8``, grids
+    ``32x32 ... 256x256`` (``N = 1,024 ... 65,536``), both **precisions** (``fp32``, and ``bf16``:
+    the forward pass under ``torch.autocast(dtype=torch.bfloat16)``; every row records its
+    ``precision``, rows without one are fp32), three sessions, on ``--device`` (default
+    ``cuda``). Series: the fast AFNO eager and through :func:`afno_lite.fast.compiled`
+    (``afno_fast_compiled``: ``torch.compile`` mode ``reduce-overhead``, CUDA graphs;
+    ``afno_fast_graphs``: CUDA graphs of the eager kernels, ``backend="cudagraphs"``; both only
+    at ``C = 256, B = 1, N <= 16,384``, where the plateau goal needs them: every grid and
+    precision compiles anew), the NVIDIA layer (physicsnemo
+    when importable, else the stand-in, labelled), 8-head attention
+    (``scaled_dot_product_attention``: flash attention under bf16 where available) and both FFT
+    floors. It prints an estimate of its wall time (:func:`~afno_lite.bench.runner.estimate_seconds`,
+    about 4 minutes on an H200) and starts no configuration after ``deadline_s`` (270 s; the
+    JSON's ``deadline`` says where it stopped). Writes ``bench_scaling_gpu.json`` and ``.png``
+    (the name is automatic on CUDA; ``--name`` sets it) with the device name and the torch and
+    CUDA versions (``device_name``, ``torch``, ``cuda``, ``machine``). ``--gpu --device cpu
+    --tiny`` is a dry run of the same code in seconds (tiny shapes; the compiled series only
+    trace, with ``backend="aot_eager"``). On the GPU machine, ``bash tests/gpu_bench.sh`` runs it
+    into ``$OUT`` (see that script's header).
 ``nvidia``
     Compares :class:`~afno_lite.fast.FastAFNO` with NVIDIA's ``AFNO2DLayer`` when
     ``physicsnemo`` is importable (weights copied with :mod:`afno_lite.compat`, outputs
@@ -75,7 +95,8 @@ Method
   cost per call, ``b_ns`` the nanoseconds per unit of ``N log2 N``, and the largest relative
   residual). A fixed cost flattens the log-log exponent below 1; it does not bend ``b``.
 * **Peak memory**: tracemalloc does not see torch's allocations. On CUDA we report
-  ``torch.cuda.max_memory_allocated`` minus the memory in use before the call. On CPU
+  ``torch.cuda.max_memory_allocated`` minus the memory in use before the call (not for the
+  compiled series: a CUDA graph's memory is its pool, allocated when it is recorded). On CPU
   (torch keeps no allocator statistics there) one extra call runs under a
   ``TorchDispatchMode`` that records the storage of every operator's output and drops it
   when the storage is freed: the peak of those live bytes is the tensor memory of the call
@@ -102,20 +123,32 @@ Goals (CPU, :func:`goal_ratios`; C = 256, forward + backward)
 * ``growth_exponent`` and ``crossover_vs_attention_h8``: information, with the thresholds of an
   earlier issue (exponent <= 1.15, crossover ``N <= 128``).
 
+Goals (GPU, :func:`~afno_lite.bench.stats.gpu_goal_ratios`; only rows measured on CUDA)
+----------------------------------------------------------------------------------------
+* ``gpu_vs_nvidia``: fast AFNO / the NVIDIA layer <= 0.5 at every ``N >= 4096``, fp32 and bf16,
+  ``C = 256, 768``, ``B = 1, 8``.
+* ``gpu_plateau``: the compiled fast AFNO at ``B = 1``, ``C = 256``, every ``N <= 16,384``:
+  median <= 1 ms per forward + backward call, fp32 and bf16 (the eager times printed beside).
+* ``gpu_vs_floor_cf``: fast AFNO / the channels-first FFT floor <= 3 at ``N = 65,536``, in every
+  precision, ``C`` and ``B`` (both layouts and the faster one reported).
+* ``gpu_crossover_vs_attention_h8``: information, per precision.
+
+The CPU goals are computed from the rows not measured on CUDA, the GPU goals from the CUDA rows.
 A goal whose configurations the run did not measure says "not measured" (``met: None``).
 """
 from __future__ import annotations
 
 from .cli import main, run_nvidia, run_widgets
-from .report import format_goals, format_table, load_results, plot_scaling, save_results
-from .runner import PRESETS, SPREAD_LIMIT, _predict, grid_list, run_scaling
-from .series import PASSES, SCHEMA, SERIES, Series, peak_memory_bytes, series_for
+from .report import default_name, format_goals, format_table, load_results, plot_scaling, save_results
+from .runner import GPU_SERIES, PRESETS, SPREAD_LIMIT, _predict, estimate_seconds, grid_list, run_scaling
+from .series import COMPILED, PASSES, PRECISIONS, SCHEMA, SERIES, Series, peak_memory_bytes, series_for
 from .stats import (
     best_floor_ratios,
     crossover,
     fit_nlogn,
     fit_slope,
     goal_ratios,
+    gpu_goal_ratios,
     ratio_summary,
     session_ratios,
     slopes,
@@ -124,4 +157,5 @@ from .stats import (
 __all__ = ["SERIES", "Series", "PASSES", "PRESETS", "SCHEMA", "SPREAD_LIMIT", "run_scaling", "save_results",
            "load_results", "plot_scaling", "fit_slope", "fit_nlogn", "slopes", "crossover", "goal_ratios",
            "session_ratios", "ratio_summary", "best_floor_ratios", "format_table", "format_goals",
-           "peak_memory_bytes", "series_for", "grid_list", "run_nvidia", "run_widgets", "main", "_predict"]
+           "peak_memory_bytes", "series_for", "grid_list", "run_nvidia", "run_widgets", "main", "_predict",
+           "PRECISIONS", "COMPILED", "GPU_SERIES", "gpu_goal_ratios", "estimate_seconds", "default_name"]

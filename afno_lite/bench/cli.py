@@ -14,7 +14,7 @@ import torch
 from ..registry import SPECS, mixer
 from ..timing import call_seconds
 from .report import format_goals, format_table, save_results
-from .runner import PASSES, grid_list, run_scaling
+from .runner import PASSES, PRECISIONS, estimate_seconds, grid_list, run_scaling
 from .series import SERIES, physicsnemo_layer_cls
 
 __all__ = ["run_nvidia", "run_widgets", "main"]
@@ -111,6 +111,12 @@ def _parser() -> argparse.ArgumentParser:
     size.add_argument("--quick", action="store_true",
                       help="4 grids, B=1 (B=8 for the goals), 3 sessions: about 3 minutes on 2 idle cores")
     size.add_argument("--tiny", action="store_true", help="2 grids, C=32: a few seconds (tests, chapter)")
+    s.add_argument("--gpu", action="store_true",
+                   help="the GPU preset: C=256 and 768, B=1 and 8, grids 32x32..256x256, fp32 and bf16 autocast, "
+                        "compiled paths; device cuda by default; with --tiny a dry run in seconds (any device)")
+    s.add_argument("--precisions", nargs="+", choices=PRECISIONS, help="fp32 and/or bf16 (autocast)")
+    s.add_argument("--deadline", type=float, metavar="S", help="start no configuration after S seconds")
+    s.add_argument("--name", help="output file stem (default bench_scaling, or bench_scaling_gpu on CUDA)")
     s.add_argument("--sessions", type=_at_least_one, metavar="N",
                    help="independent repeats of the whole run (default 3; 1 with --tiny)")
     s.add_argument("--out", default="bench_results", help="output folder (default: ./bench_results)")
@@ -153,13 +159,26 @@ def main(argv=None) -> int:
         run_nvidia(grids=grid_list(args.grids), channels=args.channels, batches=args.batches,
                    repeats=args.repeats)
         return 0
-    preset = "tiny" if args.tiny else "quick" if args.quick else "full"
+    if args.gpu:
+        if args.quick:
+            _parser().error("--gpu takes --tiny or nothing, not --quick")
+        preset = "gpu_tiny" if args.tiny else "gpu"
+        device = args.device or "cuda"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            _parser().error("--gpu: no CUDA device here; use --gpu --device cpu --tiny for a dry run")
+        est = estimate_seconds(preset)
+        print(f"GPU preset {preset!r} on {device}: estimated about {est['seconds']} s on one H200 (of which "
+              f"compilation {est['compile_seconds']} s; a model from issue 16's measurements, not a measurement); "
+              f"no configuration starts after {est['deadline_s']} s", flush=True)
+    else:
+        preset = "tiny" if args.tiny else "quick" if args.quick else "full"
+        device = args.device
     result = run_scaling(preset, grids=args.grids, channels=args.channels, batches=args.batches,
-                         passes=args.passes, series=args.series, device=args.device,
-                         time_budget=args.time_budget, memory_budget=args.memory_budget,
+                         passes=args.passes, series=args.series, device=device, precisions=args.precisions,
+                         time_budget=args.time_budget, memory_budget=args.memory_budget, deadline_s=args.deadline,
                          sessions=args.sessions, measure_memory=not args.no_memory, progress=not args.no_progress,
                          command=cmdline)
-    paths = save_results(result, args.out, plot=not args.no_plot)
+    paths = save_results(result, args.out, plot=not args.no_plot, name=args.name)
     print(format_table(result))
     unstable = [r for r in result["results"] if r.get("unstable")]
     if unstable:
@@ -167,12 +186,18 @@ def main(argv=None) -> int:
     if result["skipped"]:
         print("\nSkipped:")
         for s in result["skipped"]:
-            print(f"  {s['mode']:>7} C={s['C']:<3} B={s['B']} {s['H']}x{s['W']:<4} {s['series']:>17}: {s['reason']}")
+            print(f"  {s['mode']:>7} {s.get('precision', 'fp32')} C={s['C']:<3} B={s['B']} {s['H']}x{s['W']:<4} "
+                  f"{s['series']:>18}: {s['reason']}")
+    if result.get("deadline"):
+        d = result["deadline"]
+        print(f"\n! deadline {d['deadline_s']:g} s reached in session {d['stopped_in_session']}/{d['sessions']}: "
+              f"{d['configs_left_in_session']} of {d['configs_per_session']} configurations not run in that session")
     print()
     print(format_goals(result))
     load = result["machine"].get("load_average_start"), result["machine"].get("load_average_end")
+    dev = result["device"] + (f" ({result['device_name']}, CUDA {result['cuda']})" if result["device"] != "cpu" else "")
     print(f"\n{result['elapsed_s']:.0f} s, {result['settings']['sessions']} sessions, torch {result['torch']}, "
-          f"{result['threads']} threads, "
+          f"device {dev}, {result['threads']} threads, "
           f"load average start/end {load[0]} / {load[1]}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

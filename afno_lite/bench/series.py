@@ -20,13 +20,16 @@ from .. import complexity
 from ..registry import SPECS, mixer, spec
 from ..spectral import kept_mode_cutoffs
 
-__all__ = ["SCHEMA", "PASSES", "Series", "SERIES", "series_for", "build", "param_count", "growth", "peak_memory_bytes",
-           "physicsnemo_layer_cls"]
+__all__ = ["SCHEMA", "PASSES", "PRECISIONS", "Series", "SERIES", "COMPILED", "series_for", "build",
+           "param_count", "growth", "peak_memory_bytes", "physicsnemo_layer_cls"]
 
 
 SCHEMA = "afno_lite.bench.scaling/1"
 #: What is timed: the forward pass, or the forward and the backward pass.
 PASSES = ("fwd", "fwd+bwd")
+#: Precisions: float32, or the forward pass under ``torch.autocast(dtype=torch.bfloat16)`` (the
+#: backward pass outside it, as in training). Rows without ``precision`` (older results) are fp32.
+PRECISIONS = ("fp32", "bf16")
 
 
 def _no_kw(H: int, W: int) -> dict:
@@ -41,6 +44,7 @@ class Series(NamedTuple):
     mixer: str | None = None                 # a registered mixer ...
     kw: Callable[[int, int], dict] = _no_kw  # ... built with these keyword arguments on an H x W grid
     build: Callable | None = None            # or a custom builder (C, H, W, device) -> (module, fn, cf)
+    compile: dict | None = None              # through afno_lite.fast.compiled(module, **compile)
 
 
 def _floor(x: torch.Tensor) -> torch.Tensor:
@@ -107,6 +111,14 @@ SERIES = {
     "afno_fast": Series("AFNO fast", "afno_lite.fast.FastAFNO(C, num_blocks=8)", "afno_fast", _kw(num_blocks=8)),
     "afno_fast_k25": Series("AFNO fast, keep 25 %", "FastAFNO(C, num_blocks=8, keep_fraction=0.25)", "afno_fast",
                             _kw(num_blocks=8, keep_fraction=0.25)),
+    "afno_fast_compiled": Series("AFNO fast, compiled",
+                                 "afno_lite.fast.compiled(FastAFNO(C, num_blocks=8)): torch.compile, mode "
+                                 "'reduce-overhead' (inductor + CUDA graphs) on CUDA, the default mode elsewhere",
+                                 "afno_fast", _kw(num_blocks=8), compile={}),
+    "afno_fast_graphs": Series("AFNO fast, CUDA graphs",
+                               "afno_lite.fast.compiled(FastAFNO(C, num_blocks=8), backend='cudagraphs'): the eager "
+                               "kernels replayed as CUDA graphs (no code generation)",
+                               "afno_fast", _kw(num_blocks=8), compile={"backend": "cudagraphs"}),
     "fft_floor": Series("FFT floor", "irfft2(rfft2(x)) over (H, W) of the channels-last tokens",
                         build=lambda C, H, W, device: (None, _floor, False)),
     "fft_floor_cf": Series("FFT floor, channels-first", "irfft2(rfft2(x)) on a contiguous [B, C, H, W] copy",
@@ -126,12 +138,24 @@ def series_for(name: str) -> Series:
                      f"{sorted(SPECS)}")
 
 
-def build(name: str, C: int, H: int, W: int, device) -> tuple[torch.nn.Module | None, Callable, bool]:
-    """(module or None, function of the channels-last input, wants channels-first input)."""
+#: Series that go through ``torch.compile`` (not in the CPU runs unless named: compiling costs
+#: tens of seconds per grid there).
+COMPILED = tuple(n for n, s in SERIES.items() if s.compile is not None)
+
+
+def build(name: str, C: int, H: int, W: int, device,
+          compile_kw: dict | None = None) -> tuple[torch.nn.Module | None, Callable, bool]:
+    """(module or None, function of the channels-last input, wants channels-first input).
+    ``compile_kw`` overrides the compile options of a compiled series (e.g. a tracing-only
+    ``backend`` for a dry run on CPU)."""
     s = series_for(name)
     if s.build is not None:
         return s.build(C, H, W, device)
     m = mixer(s.mixer, C, check_finite=False, **s.kw(H, W)).to(device)
+    if s.compile is not None:
+        from ..fast import compiled
+
+        return m, compiled(m, **{**s.compile, **(compile_kw or {})}), False
     return m, m, False
 
 

@@ -13,25 +13,49 @@ import statistics
 from .series import SERIES
 
 __all__ = ["fit_slope", "fit_nlogn", "slopes", "crossover", "session_times", "session_ratios", "ratio_summary",
-           "best_floor_ratios", "goal_ratios", "NVIDIA_SERIES", "FLOOR_SERIES"]
+           "best_floor_ratios", "goal_ratios", "gpu_goal_ratios", "on_cuda", "precision", "row_device",
+           "NVIDIA_SERIES", "FLOOR_SERIES", "COMPILED_SERIES", "GPU_GOALS"]
 
 #: The NVIDIA layer, in order of preference: NVIDIA's package when it was measured, else the stand-in.
 NVIDIA_SERIES = ("afno_physicsnemo", "afno_nvidia_style")
 #: The FFT floor in its two layouts: channels-last (as the mixers get their tokens) and channels-first.
 FLOOR_SERIES = {"channels_last": "fft_floor", "channels_first": "fft_floor_cf"}
+#: The compiled fast AFNO, in order of preference: torch.compile's reduce-overhead mode (inductor +
+#: CUDA graphs), else the eager kernels replayed as CUDA graphs.
+COMPILED_SERIES = ("afno_fast_compiled", "afno_fast_graphs")
+#: The configurations of the GPU goals (fwd+bwd).
+GPU_GOALS = {"channels": (256, 768), "batches": (1, 8), "precisions": ("fp32", "bf16"),
+             "vs_nvidia": {"limit": 0.5, "n_min": 4096}, "plateau": {"limit_ms": 1.0, "n_max": 16384, "C": 256},
+             "vs_floor_cf": {"limit": 3.0, "N": 65536}}
 
 
-def _rows(result: dict, series: str, mode: str, C: int, B: int) -> list[dict]:
+def precision(row: dict) -> str:
+    """A row's precision; rows written before precisions existed are fp32."""
+    return row.get("precision", "fp32")
+
+
+def row_device(result: dict, row: dict) -> str:
+    """The device a row was measured on: its own ``device``, else the result's, else ``"cpu"``."""
+    return str(row.get("device") or result.get("machine", {}).get("device") or result.get("device") or "cpu")
+
+
+def on_cuda(result: dict, cuda: bool = True) -> dict:
+    """``result`` with only the rows measured on a CUDA device (``cuda=False``: on any other)."""
+    rows = [r for r in result["results"] if row_device(result, r).startswith("cuda") == cuda]
+    return dict(result, results=rows)
+
+
+def _rows(result: dict, series: str, mode: str, C: int, B: int, prec: str = "fp32") -> list[dict]:
     return sorted((r for r in result["results"] if r["series"] == series and r["mode"] == mode
-                   and r["C"] == C and r["B"] == B), key=lambda r: r["N"])
+                   and r["C"] == C and r["B"] == B and precision(r) == prec), key=lambda r: r["N"])
 
 
-def _row(result, series, mode, C, B, N) -> dict | None:
-    return next((r for r in _rows(result, series, mode, C, B) if r["N"] == N), None)
+def _row(result, series, mode, C, B, N, prec: str = "fp32") -> dict | None:
+    return next((r for r in _rows(result, series, mode, C, B, prec) if r["N"] == N), None)
 
 
-def _time(result, series, mode, C, B, N) -> float | None:
-    r = _row(result, series, mode, C, B, N)
+def _time(result, series, mode, C, B, N, prec: str = "fp32") -> float | None:
+    r = _row(result, series, mode, C, B, N, prec)
     return None if r is None else r["median_ms"]
 
 
@@ -64,12 +88,13 @@ def ratio_summary(ratios, digits: int = 3) -> dict | None:
             "max": round(max(ratios), digits), "n": len(ratios)}
 
 
-def best_floor_ratios(result: dict, series: str, mode: str, C: int, B: int, N: int) -> dict | None:
+def best_floor_ratios(result: dict, series: str, mode: str, C: int, B: int, N: int,
+                      prec: str = "fp32") -> dict | None:
     """``series`` against the FFT floor at one configuration, per session: against each layout
     that was measured and against the faster of the two in that session (``best``);
     ``faster_layout`` names the layout that was faster, per session."""
-    row = _row(result, series, mode, C, B, N)
-    floors = {k: _row(result, s, mode, C, B, N) for k, s in FLOOR_SERIES.items()}
+    row = _row(result, series, mode, C, B, N, prec)
+    floors = {k: _row(result, s, mode, C, B, N, prec) for k, s in FLOOR_SERIES.items()}
     floors = {k: r for k, r in floors.items() if r is not None}
     if row is None or not floors:
         return None
@@ -123,13 +148,13 @@ def slopes(result: dict, n_min: int = 1024, n_max: int = 16384) -> list[dict]:
     beside them the fit ``t = a + b N log2 N`` over the same large-``N`` range (``nlogn_a_ms``,
     ``nlogn_b_ns``, ``nlogn_max_rel_residual``; see :func:`fit_nlogn`)."""
     out = []
-    keys = sorted({(r["series"], r["mode"], r["C"], r["B"]) for r in result["results"]},
+    keys = sorted({(r["series"], r["mode"], r["C"], r["B"], precision(r)) for r in result["results"]},
                   key=lambda k: (list(SERIES).index(k[0]) if k[0] in SERIES else 99, k[1:]))
-    for s, mode, C, B in keys:
-        rows = _rows(result, s, mode, C, B)
+    for s, mode, C, B, prec in keys:
+        rows = _rows(result, s, mode, C, B, prec)
         big = [r for r in rows if n_min <= r["N"] <= n_max]
         fit = fit_nlogn([r["N"] for r in big], [r["median_ms"] for r in big]) or {}
-        out.append(dict(series=s, mode=mode, C=C, B=B,
+        out.append(dict(series=s, mode=mode, C=C, B=B, precision=prec,
                         slope_all=fit_slope([r["N"] for r in rows], [r["median_ms"] for r in rows]),
                         slope_large=fit_slope([r["N"] for r in big], [r["median_ms"] for r in big]),
                         large_range=[n_min, n_max], large_points=len(big),
@@ -139,11 +164,11 @@ def slopes(result: dict, n_min: int = 1024, n_max: int = 16384) -> list[dict]:
 
 
 def crossover(result: dict, fast: str = "afno_fast", slow: str = "attention_h8", mode: str = "fwd+bwd",
-              C: int = 256, B: int = 1) -> dict:
+              C: int = 256, B: int = 1, prec: str = "fp32") -> dict:
     """Smallest ``N`` from which ``fast`` stays faster than ``slow`` (log-log interpolation
     between the two measured grids where the ratio crosses 1)."""
-    a = {r["N"]: r["median_ms"] for r in _rows(result, fast, mode, C, B)}
-    b = {r["N"]: r["median_ms"] for r in _rows(result, slow, mode, C, B)}
+    a = {r["N"]: r["median_ms"] for r in _rows(result, fast, mode, C, B, prec)}
+    b = {r["N"]: r["median_ms"] for r in _rows(result, slow, mode, C, B, prec)}
     Ns = sorted(set(a) & set(b))
     if not Ns:
         return {"N": None, "note": f"no common measurements of {fast} and {slow} at C={C}, B={B}, {mode}"}
@@ -164,18 +189,25 @@ def crossover(result: dict, fast: str = "afno_fast", slow: str = "attention_h8",
             "note": f"interpolated between N={n0} and N={n1}"}
 
 
-def _unstable(result, names, mode, C, B, N) -> list[str]:
-    return [f"{s} B={B} N={N}" for s in names
-            if (r := _row(result, s, mode, C, B, N)) is not None and r.get("unstable")]
+def _unstable(result, names, mode, C, B, N, prec: str = "fp32") -> list[str]:
+    tag = "" if prec == "fp32" else f" {prec}"
+    return [f"{s}{tag} B={B} N={N}" for s in names
+            if (r := _row(result, s, mode, C, B, N, prec)) is not None and r.get("unstable")]
 
 
 def _verdict(g: dict, per_b: dict, required: list[int], limit: float) -> None:
     """``met`` (on the median ratios: True / False / None when a required batch size was not
     measured and nothing measured failed), ``met_every_session``, ``met_where_measured`` and
     ``not_measured`` of a goal with per-batch {N: summary}."""
-    meds = [s["median"] for d in per_b.values() for s in d.values()]
-    highs = [s["max"] for d in per_b.values() for s in d.values()]
-    g["not_measured"] = [f"B={B}" for B in required if not per_b.get(B)]
+    _decide(g, {f"B={B}": d for B, d in per_b.items()}, [f"B={B}" for B in required], limit)
+
+
+def _decide(g: dict, per: dict, required: list[str], limit: float) -> None:
+    """:func:`_verdict` for any labels: ``per`` maps a label (e.g. ``"bf16 C=256 B=8"``) to
+    {N: summary}; ``required`` are the labels a decided goal needs."""
+    meds = [s["median"] for d in per.values() for s in d.values()]
+    highs = [s["max"] for d in per.values() for s in d.values()]
+    g["not_measured"] = [k for k in required if not per.get(k)]
     g["met_where_measured"] = None if not meds else all(m <= limit for m in meds)
     if not meds:
         g["met"] = None
@@ -202,6 +234,12 @@ def goal_ratios(result: dict) -> dict:
       an earlier issue (growth exponent <= 1.15, crossover N <= 128); the growth entry also has
       the ``t = a + b N log2 N`` fit (:func:`fit_nlogn`).
     """
+    goals = _cpu_goals(on_cuda(result, False))
+    goals.update(gpu_goal_ratios(result))
+    return goals
+
+
+def _cpu_goals(result: dict) -> dict:
     mode, C = "fwd+bwd", 256
     goals = {}
     present = {r["series"] for r in result["results"]}
@@ -273,4 +311,110 @@ def goal_ratios(result: dict) -> dict:
                 "N <= 128 (C=256, B=1, fwd+bwd)", "informational": True}
     co["met"] = None if co["N"] is None else co["N"] <= 128
     goals["crossover_vs_attention_h8"] = co
+    return goals
+
+
+def _label(prec: str, C: int, B: int) -> str:
+    return f"{prec} C={C} B={B}"
+
+
+def _unstable_gpu(result, names, mode, C, B, N, prec) -> list[str]:
+    return [f"{s} [{_label(prec, C, B)}] N={N}" for s in names
+            if (r := _row(result, s, mode, C, B, N, prec)) is not None and r.get("unstable")]
+
+
+def gpu_goal_ratios(result: dict) -> dict:
+    """The GPU goals (issue 16), from the rows measured on a CUDA device only (forward + backward;
+    C = 256 and 768, B = 1 and 8, fp32 and bf16 autocast; :data:`GPU_GOALS`). Without such rows
+    every goal says so (``met: None``, ``evaluated: False``).
+
+    * ``gpu_vs_nvidia``: fast AFNO (eager) / the NVIDIA layer <= 0.5 at every ``N >= 4096``, in
+      every (precision, C, B); per label ``"bf16 C=256 B=8"`` a {N: per-session summary}.
+    * ``gpu_plateau``: the compiled fast AFNO (:data:`COMPILED_SERIES`: reduce-overhead, else CUDA
+      graphs of the eager kernels, labelled) at B = 1, C = 256, every ``N <= 16384``: median time
+      <= 1 ms, in both precisions; times (ms) summarised over the sessions, beside the eager ones.
+    * ``gpu_vs_floor_cf``: fast AFNO (eager) / the channels-first FFT floor <= 3 at N = 65536, in
+      every (precision, C, B); the ratios to both floor layouts and the faster one are reported.
+    * ``gpu_crossover_vs_attention_h8`` (information): per precision, C = 256, B = 1.
+    """
+    cu = on_cuda(result)
+    evaluated = bool(cu["results"])
+    mode, G = "fwd+bwd", GPU_GOALS
+    combos = [(p, C, B) for p in G["precisions"] for C in G["channels"] for B in G["batches"]]
+    present = {r["series"] for r in cu["results"]}
+    goals = {}
+
+    nv = next((s for s in NVIDIA_SERIES if s in present), None)
+    lim, n_min = G["vs_nvidia"]["limit"], G["vs_nvidia"]["n_min"]
+    g = {"goal": f"GPU: fast AFNO / NVIDIA AFNO layer <= {lim} at every N >= {n_min}, fp32 and bf16 autocast, "
+                 "C=256 and 768, B=1 and 8 (fwd+bwd); met on the median of the per-session ratios",
+         "limit": lim, "n_min": n_min, "series": nv, "baseline": nv and SERIES[nv].label, "evaluated": evaluated}
+    if nv == "afno_nvidia_style":
+        g["note"] = ("physicsnemo not importable: baseline is the NVIDIA-style stand-in "
+                     "afno_lite.compat.nvidia_afno2d_forward (their einsum code path), not NVIDIA's package")
+    per, unstable = {}, []
+    for p, C, B in combos:
+        d = {}
+        if nv:
+            for r in _rows(cu, "afno_fast", mode, C, B, p):
+                other = _row(cu, nv, mode, C, B, r["N"], p)
+                if r["N"] >= n_min and other is not None:
+                    d[r["N"]] = ratio_summary(session_ratios(r, other))
+                    unstable += _unstable_gpu(cu, ("afno_fast", nv), mode, C, B, r["N"], p)
+        per[_label(p, C, B)] = d
+    g["ratios"], g["unstable"] = per, unstable
+    _decide(g, per, [_label(*c) for c in combos], lim)
+    goals["gpu_vs_nvidia"] = g
+
+    pl = G["plateau"]
+    comp = next((s for s in COMPILED_SERIES if s in present), None)
+    g = {"goal": f"GPU: compiled fast AFNO at B=1, C={pl['C']}, every N <= {pl['n_max']}: median time <= "
+                 f"{pl['limit_ms']} ms per fwd+bwd call, fp32 and bf16 (the launch-bound plateau)",
+         "limit_ms": pl["limit_ms"], "n_max": pl["n_max"], "series": comp,
+         "label": comp and SERIES[comp].label, "evaluated": evaluated}
+    if comp == "afno_fast_graphs":
+        g["note"] = "torch.compile's reduce-overhead mode not measured: CUDA graphs of the eager kernels instead"
+    per, eager, others, unstable = {}, {}, {}, []
+    for p in G["precisions"]:
+        lab = _label(p, pl["C"], 1)
+        per[lab], eager[lab] = {}, {}
+        if comp:
+            for r in _rows(cu, comp, mode, pl["C"], 1, p):
+                if r["N"] <= pl["n_max"]:
+                    per[lab][r["N"]] = ratio_summary(session_times(r))
+                    unstable += _unstable_gpu(cu, (comp,), mode, pl["C"], 1, r["N"], p)
+        for r in _rows(cu, "afno_fast", mode, pl["C"], 1, p):
+            if r["N"] <= pl["n_max"]:
+                eager[lab][r["N"]] = ratio_summary(session_times(r))
+        for s in COMPILED_SERIES:
+            if s != comp:
+                others.setdefault(s, {})[lab] = {r["N"]: ratio_summary(session_times(r))
+                                                 for r in _rows(cu, s, mode, pl["C"], 1, p) if r["N"] <= pl["n_max"]}
+    g["times_ms"], g["eager_ms"], g["other_compiled_ms"], g["unstable"] = per, eager, others, unstable
+    _decide(g, per, list(per), pl["limit_ms"])
+    goals["gpu_plateau"] = g
+
+    fl = G["vs_floor_cf"]
+    g = {"goal": f"GPU: fast AFNO / the channels-first FFT floor <= {fl['limit']} at N = {fl['N']}, fp32 and bf16, "
+                 "C=256 and 768, B=1 and 8 (fwd+bwd); met on the median of the per-session ratios",
+         "limit": fl["limit"], "N": fl["N"], "evaluated": evaluated}
+    per, detail, unstable = {}, {}, []
+    for p, C, B in combos:
+        fr = best_floor_ratios(cu, "afno_fast", mode, C, B, fl["N"], p)
+        lab = _label(p, C, B)
+        per[lab] = {fl["N"]: fr["channels_first"]} if fr and fr.get("channels_first") else {}
+        if fr:
+            detail[lab] = fr
+            unstable += _unstable_gpu(cu, ("afno_fast", *FLOOR_SERIES.values()), mode, C, B, fl["N"], p)
+    g["ratios"], g["floors"], g["unstable"] = per, detail, unstable
+    _decide(g, per, [_label(*c) for c in combos], fl["limit"])
+    goals["gpu_vs_floor_cf"] = g
+
+    co = {"goal": "information: N from which fast AFNO stays faster than 8-head attention on the GPU "
+                  "(C=256, B=1, fwd+bwd)", "informational": True, "evaluated": evaluated}
+    for p in G["precisions"]:
+        c = crossover(cu, C=256, B=1, prec=p)
+        co[p] = {k: v for k, v in c.items() if k != "ratios"} | {
+            "ratios": {str(k): round(v, 3) for k, v in c.get("ratios", {}).items()}}
+    goals["gpu_crossover_vs_attention_h8"] = co
     return goals

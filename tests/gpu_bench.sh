@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The GPU benchmark of issue 16 in one prepared command (about 4-5 minutes on one H200; no
+# configuration starts after 270 s, see afno_lite.bench): the "gpu" preset of
+#   python -m afno_lite.bench scaling --gpu --device cuda
+# (forward + backward, C = 256 and 768, B = 1 and 8, N = 1,024 ... 65,536, fp32 and bf16
+# autocast, fast AFNO eager and compiled, the NVIDIA layer, 8-head attention, both FFT floors,
+# three sessions), then the goals. Run from anywhere:
+#   bash tests/gpu_bench.sh                                # on the GPU machine
+#   GPU_BENCH_ALLOW_CPU=1 bash tests/gpu_bench.sh          # no GPU: the --device cpu --tiny dry run
+# Writes into $OUT when set (else ./bench_results_gpu): bench_scaling_gpu.json, .png, the log
+# gpu_bench.log and nvidia-smi's line, and copies the JSON and PNG to
+# $OUT/notebooks/results/ (the paths they have in the repository: copy them there to ship).
+# Without CUDA it fails loudly (exit 3) unless GPU_BENCH_ALLOW_CPU=1.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+PY="${PYTHON:-python3}"
+[ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python
+dest="${OUT:-bench_results_gpu}"
+mkdir -p "$dest/notebooks/results"
+
+if "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$dest/gpu_bench_nvidia_smi.txt"
+    args=(--gpu --device cuda)
+elif [ "${GPU_BENCH_ALLOW_CPU:-0}" = "1" ]; then
+    echo "gpu_bench.sh: no CUDA device; GPU_BENCH_ALLOW_CPU=1: running the dry run --gpu --device cpu --tiny" >&2
+    args=(--gpu --device cpu --tiny)
+else
+    echo "gpu_bench.sh: ERROR: torch sees no CUDA device (torch.cuda.is_available() is False)." >&2
+    echo "  This script is for the GPU machine; set GPU_BENCH_ALLOW_CPU=1 for the CPU dry run." >&2
+    exit 3
+fi
+
+"$PY" -c 'import torch, platform; print("python", platform.python_version(), "torch", torch.__version__,
+"cuda", torch.version.cuda)' | tee "$dest/gpu_bench.log"
+"$PY" -m afno_lite.bench scaling "${args[@]}" --name bench_scaling_gpu --out "$dest" --no-progress 2>&1 \
+    | tee -a "$dest/gpu_bench.log"
+status=${PIPESTATUS[0]}
+if [ "$status" -ne 0 ]; then
+    echo "gpu_bench.sh: ERROR: the benchmark exited with status $status (see $dest/gpu_bench.log)" >&2
+    exit "$status"
+fi
+for f in bench_scaling_gpu.json bench_scaling_gpu.png; do
+    [ -f "$dest/$f" ] && cp "$dest/$f" "$dest/notebooks/results/$f"
+done
+ls -l "$dest" "$dest/notebooks/results"
