@@ -7,6 +7,7 @@
 # three sessions), then the goals. Run from anywhere:
 #   bash tests/gpu_bench.sh                                # on the GPU machine
 #   GPU_BENCH_ALLOW_CPU=1 bash tests/gpu_bench.sh          # no GPU: the --device cpu --tiny dry run
+#   bash tests/gpu_bench.sh --deadline 240                 # extra arguments go to "scaling"
 # Writes into $OUT when set (else ./bench_results_gpu): bench_scaling_gpu.json, .png, the log
 # gpu_bench.log and nvidia-smi's line, and copies the JSON and PNG to
 # $OUT/notebooks/results/ (the paths they have in the repository: copy them there to ship).
@@ -34,7 +35,7 @@ fi
 
 "$PY" -c 'import torch, platform; print("python", platform.python_version(), "torch", torch.__version__,
 "cuda", torch.version.cuda)' | tee "$dest/gpu_bench.log"
-"$PY" -m afno_lite.bench scaling "${args[@]}" --name bench_scaling_gpu --out "$dest" --no-progress 2>&1 \
+"$PY" -m afno_lite.bench scaling "${args[@]}" --name bench_scaling_gpu --out "$dest" --no-progress "$@" 2>&1 \
     | tee -a "$dest/gpu_bench.log"
 status=${PIPESTATUS[0]}
 if [ "$status" -ne 0 ]; then
