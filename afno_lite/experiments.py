@@ -433,6 +433,7 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
                       else (None, {}))
     p = plan(group, fast, lrs)
     done, keys = _train_all(p["runs"], run_root, fresh, command, jobs, code)
+    cost = _costs(group, fast)   # measured after the trainings; part of the group's wall time
     doc = {
         "group": group,
         "command": command,
@@ -448,7 +449,7 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
         "selection": selection,
         "series": p["series"],
         "baselines": _baselines(group, fast),
-        "cost": _costs(group, fast),
+        "cost": cost,
         "runs": {name: dict(_compact(done[name]), run_key=keys[name]) for name in p["runs"]},
     }
     path = write_json(out_dir / f"{group}.json", doc)

@@ -348,3 +348,23 @@ def test_pos_embed_option_reaches_the_model_and_is_validated():
     with pytest.raises(train.ConfigError, match="pos_embed"):
         train.fit(dict(TINY, pos_embed="rope"))
     assert train.parser().parse_args(["--pos-embed", "none"]).pos_embed == "none"
+
+
+def test_a_groups_wall_time_includes_its_step_cost_measurement(monkeypatch, tmp_path):
+    """The segmentation group's step costs are measured after its trainings: its recorded wall
+    time must count them (it did not: the cost ran after the clock was read)."""
+    clock = {"t": 0.0}
+    monkeypatch.setattr(experiments.time, "perf_counter", lambda: clock["t"])
+
+    def fake_train_all(runs, *args):
+        clock["t"] += 10.0
+        return {n: {} for n in runs}, {n: "key" for n in runs}
+
+    def fake_costs(group, fast):
+        clock["t"] += 100.0
+        return {"grids": {}}
+
+    monkeypatch.setattr(experiments, "_train_all", fake_train_all)
+    monkeypatch.setattr(experiments, "_costs", fake_costs)
+    doc = experiments.run_group("segmentation", fast=True, out_dir=tmp_path, run_root=tmp_path)
+    assert doc["wall_time_s"] == 110.0 and doc["cost"] == {"grids": {}}
