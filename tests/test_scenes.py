@@ -49,7 +49,7 @@ def test_relation_labels_are_the_orientation_of_the_line_between_the_dots():
     assert (np.abs(d).max(1) >= 8).all()                                        # min_dist, Chebyshev
     counts = torch.bincount(y, minlength=12)
     assert counts.min() == counts.max() == n // 12
-    assert torch.equal(x.sum((1, 2, 3)), torch.full((n,), 8.0))                # two 2x2 dots of value 1
+    assert torch.equal(x.sum((1, 2, 3)), torch.full((n,), 18.0))               # two 3x3 dots of value 1
     assert set(x.unique().tolist()) == {0.0, 1.0}
 
 

@@ -35,7 +35,7 @@ Sub-commands
     precision compiles anew), the NVIDIA layer (physicsnemo
     when importable, else the stand-in, labelled), 8-head attention
     (``scaled_dot_product_attention``: flash attention under bf16 where available) and both FFT
-    floors. It prints an estimate of its wall time (:func:`~afno_lite.bench.runner.estimate_seconds`,
+    floors. It prints an estimate of its wall time (:func:`~afno_lite.bench.estimate.estimate_seconds`,
     about 4 minutes on an H200) and starts no configuration after ``deadline_s`` (270 s; the
     JSON's ``deadline`` says where it stopped). Writes ``bench_scaling_gpu.json`` and ``.png``
     (the name is automatic on CUDA; ``--name`` sets it) with the device name and the torch and
@@ -139,8 +139,9 @@ A goal whose configurations the run did not measure says "not measured" (``met: 
 from __future__ import annotations
 
 from .cli import main, run_nvidia, run_widgets
+from .estimate import estimate_seconds
 from .report import default_name, format_goals, format_table, load_results, plot_scaling, save_results
-from .runner import GPU_SERIES, PRESETS, SPREAD_LIMIT, _predict, estimate_seconds, grid_list, run_scaling
+from .runner import GPU_SERIES, PRESETS, SPREAD_LIMIT, _predict, grid_list, run_scaling
 from .series import COMPILED, PASSES, PRECISIONS, SCHEMA, SERIES, Series, peak_memory_bytes, series_for
 from .stats import (
     best_floor_ratios,

@@ -13,8 +13,9 @@ import torch
 
 from ..registry import SPECS, mixer
 from ..timing import call_seconds
+from .estimate import estimate_seconds
 from .report import format_goals, format_table, save_results
-from .runner import PASSES, PRECISIONS, estimate_seconds, grid_list, run_scaling
+from .runner import PASSES, PRECISIONS, grid_list, run_scaling
 from .series import SERIES, physicsnemo_layer_cls
 
 __all__ = ["run_nvidia", "run_widgets", "main"]
@@ -168,7 +169,7 @@ def main(argv=None) -> int:
             _parser().error("--gpu: no CUDA device here; use --gpu --device cpu --tiny for a dry run")
         est = estimate_seconds(preset)
         print(f"GPU preset {preset!r} on {device}: estimated about {est['seconds']} s on one H200 (of which "
-              f"compilation {est['compile_seconds']} s; a model from issue 16's measurements, not a measurement); "
+              f"compilation {est['compile_seconds']} s; a model from earlier H200 measurements, not a measurement); "
               f"no configuration starts after {est['deadline_s']} s", flush=True)
     else:
         preset = "tiny" if args.tiny else "quick" if args.quick else "full"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -19,6 +18,7 @@ import time
 import torch
 
 from ..timing import call_seconds, interleaved_seconds, quantile
+from .machine import machine_info
 from .series import (
     COMPILED,
     PASSES,
@@ -34,8 +34,7 @@ from .series import (
 )
 from .stats import goal_ratios, slopes
 
-__all__ = ["SCHEMA", "PASSES", "PRECISIONS", "PRESETS", "SPREAD_LIMIT", "GPU_SERIES", "run_scaling", "grid_list",
-           "estimate_seconds"]
+__all__ = ["SCHEMA", "PASSES", "PRECISIONS", "PRESETS", "SPREAD_LIMIT", "GPU_SERIES", "run_scaling", "grid_list"]
 
 #: Within one session, a series whose calls scatter by more than this (p90 / p10 of its
 #: per-call times) has its configuration re-measured once; still above it, its row is flagged
@@ -74,7 +73,7 @@ PRESETS = {
     "tiny": dict(grids=[(8, 8), (16, 16)], channels=[32], batches=[1], modes=list(PASSES),
                  min_repeats=2, max_repeats=3, target_s=0.05, time_budget=0.5, memory_budget=256.0,
                  sessions=1, goal_configs=[]),
-    # one H200 in at most ~5 minutes (see estimate_seconds): forward + backward only, fp32 and
+    # one H200 in at most ~5 minutes (see afno_lite.bench.estimate): forward + backward only, fp32 and
     # bf16 autocast; the compiled paths only where the launch-bound plateau goal needs them
     # (C=256, B=1, N <= 16,384: each grid and precision compiles anew); a deadline after which no
     # new configuration starts.
@@ -120,35 +119,6 @@ def _make_call(module, fn, x, g, mode: str, precision: str = "fp32", device_type
                 gy = grads[y.dtype] = g.to(y.dtype)
             y.backward(gy)
     return call
-
-
-def _machine_info(device) -> dict:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "device": str(device)}
-    try:
-        info["load_average_start"] = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        pass
-    info["cuda"] = torch.version.cuda
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["gpu_memory_gb"] = round(props.total_memory / 1e9, 1)
-        info["gpu_capability"] = f"{props.major}.{props.minor}"
-        info["cudnn"] = torch.backends.cudnn.version()
-        info["flash_sdp_enabled"] = torch.backends.cuda.flash_sdp_enabled()
-    info["physicsnemo"] = physicsnemo_layer_cls() is not None
-    return info
 
 
 def _mb(nbytes: float) -> str:
@@ -450,7 +420,7 @@ def run_scaling(preset: str = "quick", *, grids=None, channels=None, batches=Non
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
-    info = _machine_info(device)
+    info = machine_info(device)
     state = {"results": [], "skipped": [], "last": {}, "runs": {}, "device": str(device), "deadline": None}
     configs = [((mode, C, B, hw, prec), _where(cfg, series, C, B, hw, prec)) for mode in cfg["modes"]
                for prec in cfg["precisions"] for C in cfg["channels"] for B in cfg["batches"] for hw in cfg["grids"]]
@@ -507,47 +477,3 @@ def _stop(state: dict, left: list, session: int, sessions: int, deadline: float,
             for name in names:
                 state["skipped"].append(dict(series=name, mode=mode, C=C, B=B, H=H, W=W, N=H * W, precision=prec,
                                              reason=f"run deadline {deadline:g} s reached before this configuration"))
-
-
-# Rough H200 costs per fwd+bwd call at C=256, B=1, fp32, from issue 16's measurements: a fixed
-# launch-bound cost (ms), the cost at N = 65,536 (ms), growing as B*C*N*log2(N), or B*C*N^g with
-# g the mixer's growth (attention: 2), and the factor bf16 autocast brings.
-_H200_MS = {"afno_fast": (2.2, 5.5, 0.8), "afno_nvidia_style": (2.5, 14.2, 0.8), "afno_physicsnemo": (2.5, 14.2, 0.8),
-            "afno_fast_compiled": (0.4, 5.0, 0.8), "afno_fast_graphs": (0.4, 5.5, 0.8), "fft_floor": (0.3, 1.7, 1.0),
-            "fft_floor_cf": (0.25, 0.85, 1.0), "attention_h8": (1.0, 789.0, 0.4)}
-_COMPILE_S = {"afno_fast_compiled": 15.0, "afno_fast_graphs": 3.0}
-
-
-def _h200_ms(name: str, C: int, B: int, N: int, precision: str) -> float:
-    a, b, low = _H200_MS.get(name, (2.0, 10.0, 1.0))
-    g = growth(name)
-    size = (N / 65536) ** g if g > 1.5 else N * math.log2(N) / (65536 * 16)
-    return max(a, b * B * C / 256 * size) * (low if precision == "bf16" else 1.0)
-
-
-def estimate_seconds(preset: str = "gpu", **overrides) -> dict:
-    """A rough estimate of the run's wall time on one H200 from a simple cost model (the issue's
-    measurements scaled as ``B C N log N``, attention as ``B C N^2``): per configuration two
-    warm-up calls (four for compiled series), the timed rounds, one memory call, in every
-    session, plus compilation in the first session and 30 s of start-up. A guide for sizing
-    the preset, not a measurement; ``deadline_s`` is what bounds the run."""
-    cfg = _settings(preset, overrides)
-    series = [s for s in (cfg["series"] or list(SERIES)) if s != "afno_physicsnemo"]
-    total, compile_s, skipped = 30.0, 0.0, 0
-    for prec in cfg["precisions"]:
-        for C in cfg["channels"]:
-            for B in cfg["batches"]:
-                for hw in cfg["grids"]:
-                    N = hw[0] * hw[1]
-                    names = [s for s in _where(cfg, series, C, B, hw, prec)
-                             if _h200_ms(s, C, B, N, prec) / 1e3 <= cfg["time_budget"]]
-                    skipped += len(_where(cfg, series, C, B, hw, prec)) - len(names)
-                    round_s = sum(_h200_ms(s, C, B, N, prec) for s in names) / 1e3
-                    reps = min(cfg["max_repeats"], max(cfg["min_repeats"], round(cfg["target_s"] / max(round_s, 1e-9))))
-                    per = round_s * (reps + 3) + sum(2 * _h200_ms(s, C, B, N, prec) / 1e3 for s in names
-                                                     if s in COMPILED)
-                    total += per * cfg["sessions"] * len(cfg["modes"])
-                    compile_s += sum(_COMPILE_S.get(s, 0.0) for s in names)
-    total += compile_s
-    return {"seconds": round(total), "compile_seconds": round(compile_s), "skipped_series_configs": skipped,
-            "deadline_s": cfg["deadline_s"]}

@@ -324,7 +324,7 @@ def _unstable_gpu(result, names, mode, C, B, N, prec) -> list[str]:
 
 
 def gpu_goal_ratios(result: dict) -> dict:
-    """The GPU goals (issue 16), from the rows measured on a CUDA device only (forward + backward;
+    """The GPU goals, from the rows measured on a CUDA device only (forward + backward;
     C = 256 and 768, B = 1 and 8, fp32 and bf16 autocast; :data:`GPU_GOALS`). Without such rows
     every goal says so (``met: None``, ``evaluated: False``).
 
@@ -339,11 +339,17 @@ def gpu_goal_ratios(result: dict) -> dict:
     """
     cu = on_cuda(result)
     evaluated = bool(cu["results"])
-    mode, G = "fwd+bwd", GPU_GOALS
+    G = GPU_GOALS
     combos = [(p, C, B) for p in G["precisions"] for C in G["channels"] for B in G["batches"]]
     present = {r["series"] for r in cu["results"]}
-    goals = {}
+    return {"gpu_vs_nvidia": _gpu_vs_nvidia(cu, combos, present, evaluated),
+            "gpu_plateau": _gpu_plateau(cu, present, evaluated),
+            "gpu_vs_floor_cf": _gpu_vs_floor(cu, combos, evaluated),
+            "gpu_crossover_vs_attention_h8": _gpu_crossover(cu, evaluated)}
 
+
+def _gpu_vs_nvidia(cu: dict, combos: list, present: set, evaluated: bool) -> dict:
+    mode, G = "fwd+bwd", GPU_GOALS
     nv = next((s for s in NVIDIA_SERIES if s in present), None)
     lim, n_min = G["vs_nvidia"]["limit"], G["vs_nvidia"]["n_min"]
     g = {"goal": f"GPU: fast AFNO / NVIDIA AFNO layer <= {lim} at every N >= {n_min}, fp32 and bf16 autocast, "
@@ -364,8 +370,11 @@ def gpu_goal_ratios(result: dict) -> dict:
         per[_label(p, C, B)] = d
     g["ratios"], g["unstable"] = per, unstable
     _decide(g, per, [_label(*c) for c in combos], lim)
-    goals["gpu_vs_nvidia"] = g
+    return g
 
+
+def _gpu_plateau(cu: dict, present: set, evaluated: bool) -> dict:
+    mode, G = "fwd+bwd", GPU_GOALS
     pl = G["plateau"]
     comp = next((s for s in COMPILED_SERIES if s in present), None)
     g = {"goal": f"GPU: compiled fast AFNO at B=1, C={pl['C']}, every N <= {pl['n_max']}: median time <= "
@@ -375,26 +384,27 @@ def gpu_goal_ratios(result: dict) -> dict:
     if comp == "afno_fast_graphs":
         g["note"] = "torch.compile's reduce-overhead mode not measured: CUDA graphs of the eager kernels instead"
     per, eager, others, unstable = {}, {}, {}, []
+
+    def times(series, p):
+        return {r["N"]: ratio_summary(session_times(r)) for r in _rows(cu, series, mode, pl["C"], 1, p)
+                if r["N"] <= pl["n_max"]}
+
     for p in G["precisions"]:
         lab = _label(p, pl["C"], 1)
-        per[lab], eager[lab] = {}, {}
-        if comp:
-            for r in _rows(cu, comp, mode, pl["C"], 1, p):
-                if r["N"] <= pl["n_max"]:
-                    per[lab][r["N"]] = ratio_summary(session_times(r))
-                    unstable += _unstable_gpu(cu, (comp,), mode, pl["C"], 1, r["N"], p)
-        for r in _rows(cu, "afno_fast", mode, pl["C"], 1, p):
-            if r["N"] <= pl["n_max"]:
-                eager[lab][r["N"]] = ratio_summary(session_times(r))
+        per[lab] = times(comp, p) if comp else {}
+        for N in per[lab]:
+            unstable += _unstable_gpu(cu, (comp,), mode, pl["C"], 1, N, p)
+        eager[lab] = times("afno_fast", p)
         for s in COMPILED_SERIES:
             if s != comp:
-                others.setdefault(s, {})[lab] = {r["N"]: ratio_summary(session_times(r))
-                                                 for r in _rows(cu, s, mode, pl["C"], 1, p) if r["N"] <= pl["n_max"]}
+                others.setdefault(s, {})[lab] = times(s, p)
     g["times_ms"], g["eager_ms"], g["other_compiled_ms"], g["unstable"] = per, eager, others, unstable
     _decide(g, per, list(per), pl["limit_ms"])
-    goals["gpu_plateau"] = g
+    return g
 
-    fl = G["vs_floor_cf"]
+
+def _gpu_vs_floor(cu: dict, combos: list, evaluated: bool) -> dict:
+    mode, fl = "fwd+bwd", GPU_GOALS["vs_floor_cf"]
     g = {"goal": f"GPU: fast AFNO / the channels-first FFT floor <= {fl['limit']} at N = {fl['N']}, fp32 and bf16, "
                  "C=256 and 768, B=1 and 8 (fwd+bwd); met on the median of the per-session ratios",
          "limit": fl["limit"], "N": fl["N"], "evaluated": evaluated}
@@ -408,13 +418,14 @@ def gpu_goal_ratios(result: dict) -> dict:
             unstable += _unstable_gpu(cu, ("afno_fast", *FLOOR_SERIES.values()), mode, C, B, fl["N"], p)
     g["ratios"], g["floors"], g["unstable"] = per, detail, unstable
     _decide(g, per, [_label(*c) for c in combos], fl["limit"])
-    goals["gpu_vs_floor_cf"] = g
+    return g
 
+
+def _gpu_crossover(cu: dict, evaluated: bool) -> dict:
     co = {"goal": "information: N from which fast AFNO stays faster than 8-head attention on the GPU "
                   "(C=256, B=1, fwd+bwd)", "informational": True, "evaluated": evaluated}
-    for p in G["precisions"]:
+    for p in GPU_GOALS["precisions"]:
         c = crossover(cu, C=256, B=1, prec=p)
         co[p] = {k: v for k, v in c.items() if k != "ratios"} | {
             "ratios": {str(k): round(v, 3) for k, v in c.get("ratios", {}).items()}}
-    goals["gpu_crossover_vs_attention_h8"] = co
-    return goals
+    return co

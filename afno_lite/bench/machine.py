@@ -1,0 +1,45 @@
+"""The machine a benchmark ran on, as its result file records it.
+
+Explained in chapter "Complexity and scaling" (``07_complexity_and_scaling``).
+"""
+from __future__ import annotations
+
+import os
+import platform
+
+import torch
+
+from .series import physicsnemo_layer_cls
+
+__all__ = ["machine_info"]
+
+
+def machine_info(device) -> dict:
+    """What a result file records about the machine: platform, CPU, threads, load average,
+    and on CUDA the device name, memory, capability, cuDNN and whether flash attention is on."""
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
+            "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "device": str(device)}
+    try:
+        info["load_average_start"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        pass
+    info["cuda"] = torch.version.cuda
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["gpu_memory_gb"] = round(props.total_memory / 1e9, 1)
+        info["gpu_capability"] = f"{props.major}.{props.minor}"
+        info["cudnn"] = torch.backends.cudnn.version()
+        info["flash_sdp_enabled"] = torch.backends.cuda.flash_sdp_enabled()
+    info["physicsnemo"] = physicsnemo_layer_cls() is not None
+    return info
