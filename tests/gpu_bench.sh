@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU benchmark of issue 16 in one prepared command (about 4-5 minutes on one H200; no
+# The GPU benchmark in one prepared command (about 4-5 minutes on one H200; no
 # configuration starts after 270 s, see afno_lite.bench): the "gpu" preset of
 #   python -m afno_lite.bench scaling --gpu --device cuda
 # (forward + backward, C = 256 and 768, B = 1 and 8, N = 1,024 ... 65,536, fp32 and bf16

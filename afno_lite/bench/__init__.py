@@ -121,7 +121,7 @@ Goals (CPU, :func:`goal_ratios`; C = 256, forward + backward)
 * ``vs_fft_floor``: fast AFNO / the best floor <= 2.0 at every ``N >= 4096`` (``B = 1``, and
   ``B = 8`` where measured).
 * ``growth_exponent`` and ``crossover_vs_attention_h8``: information, with the thresholds of an
-  earlier issue (exponent <= 1.15, crossover ``N <= 128``).
+  earlier goal (exponent <= 1.15, crossover ``N <= 128``).
 
 Goals (GPU, :func:`~afno_lite.bench.stats.gpu_goal_ratios`; only rows measured on CUDA)
 ----------------------------------------------------------------------------------------

@@ -231,7 +231,7 @@ def goal_ratios(result: dict) -> dict:
       ``N >= 4096``, ``C = 256``, fwd+bwd, ``B = 1`` (and ``B = 8`` where measured); the ratios to
       both layouts are reported too.
     * ``growth_exponent`` and ``crossover_vs_attention_h8``: information, with the thresholds of
-      an earlier issue (growth exponent <= 1.15, crossover N <= 128); the growth entry also has
+      an earlier goal (growth exponent <= 1.15, crossover N <= 128); the growth entry also has
       the ``t = a + b N log2 N`` fit (:func:`fit_nlogn`).
     """
     goals = _cpu_goals(on_cuda(result, False))
@@ -287,7 +287,7 @@ def _cpu_goals(result: dict) -> dict:
     _verdict(f, per_b, [1], 2.0)
     goals["vs_fft_floor"] = f
 
-    ge = {"goal": "information (threshold of an earlier issue): afno_fast exponent <= 1.15 over N=1024..16384 "
+    ge = {"goal": "information (an earlier goal): afno_fast exponent <= 1.15 over N=1024..16384 "
                   "at B=1 (attention ~1.9)", "informational": True, "range": [1024, 16384]}
     for s in ("afno_fast", "afno", "attention_h8", "fft_floor", "fft_floor_cf"):
         for c in (256, 64):
@@ -307,7 +307,7 @@ def _cpu_goals(result: dict) -> dict:
     co = crossover(result)
     co = {k: v for k, v in co.items() if k != "ratios"} | {
         "ratios": {str(k): round(v, 3) for k, v in co.get("ratios", {}).items()},
-        "goal": "information (threshold of an earlier issue): afno_fast faster than 8-head attention from "
+        "goal": "information (an earlier goal): afno_fast faster than 8-head attention from "
                 "N <= 128 (C=256, B=1, fwd+bwd)", "informational": True}
     co["met"] = None if co["N"] is None else co["N"] <= 128
     goals["crossover_vs_attention_h8"] = co
