@@ -136,6 +136,10 @@ def _lr_key(lr: float) -> str:
     return f"{lr:g}"
 
 
+#: The learning-rate sweep each group's rates come from (the ablations use inpainting's).
+SWEEP_OF = {"inpainting": "inpainting", "ablations": "inpainting", "classification": "classification"}
+
+
 def _sweep(group: str) -> tuple:
     """``(base config, mixers, rates, score)`` of the learning-rate sweep of ``group``."""
     if group == "classification":
@@ -217,7 +221,7 @@ def plan(group: str, fast: bool = False, lrs: dict | None = None) -> dict:
     the base config's ``lr`` for all."""
     if group not in GROUPS:
         raise ValueError(f"group must be one of {GROUPS} or 'all', got {group!r}")
-    lrs = _check_lrs(lrs, "classification" if group == "classification" else "inpainting")
+    lrs = _check_lrs(lrs, SWEEP_OF.get(group, "inpainting"))
     runs: dict = {}
     series: dict = {}
     if group == "inpainting":
@@ -428,7 +432,7 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
 
     commit, dirty, code = git_commit(), git_dirty(), code_hash()
     t0 = time.perf_counter()
-    sweep_group = {"inpainting": "inpainting", "ablations": "inpainting", "classification": "classification"}.get(group)
+    sweep_group = SWEEP_OF.get(group)
     lrs, selection = (select_lrs(fast, jobs, fresh, run_root, command, code, sweep_group) if sweep_group
                       else (None, {}))
     p = plan(group, fast, lrs)

@@ -187,6 +187,11 @@ def _range(s: dict) -> str:
     return f"{s['median']:.2f} [{s['min']:.2f}, {s['max']:.2f}] (n={s['n']})"
 
 
+def _bad(goal: dict, label: str, N) -> bool:
+    """Whether ``goal`` lists an unstable row at configuration ``label`` (``"fp32 C=256 B=1"``), ``N``."""
+    return any(u.endswith(f"[{label}] N={N}") for u in goal["unstable"])
+
+
 def _met(g: dict) -> str:
     if g["met"] is None:
         if g.get("met_where_measured") is None:
@@ -219,8 +224,8 @@ def _format_cpu_goals(g: dict) -> list[str]:
     else:
         for B in (1, 8):
             rs = v[f"B{B}"]
-            bad = {u.split(" N=")[1] for u in v["unstable"] if f" B={B} " in u}
-            txt = ", ".join(f"N={n}: {_range(r)}{'!' if str(n) in bad else ''}" for n, r in rs.items()) if rs else na
+            lab = f"fp32 C=256 B={B}"
+            txt = ", ".join(f"N={n}: {_range(r)}{'!' if _bad(v, lab, n) else ''}" for n, r in rs.items()) if rs else na
             L.append(f"  fast AFNO / {v['baseline']} at B={B}: {txt}")
         if v.get("note"):
             L.append(f"    ({v['note']})")
@@ -230,7 +235,7 @@ def _format_cpu_goals(g: dict) -> list[str]:
         L.append("  fast AFNO / FFT floor at N >= 4096: " + na)
     for B in (1, 8):
         for N, d in f[f"B{B}"].items():
-            bad = any(u.endswith(f" B={B} N={N}") for u in f["unstable"])
+            bad = _bad(f, f"fp32 C=256 B={B}", N)
             layouts = set(d["faster_layout"])
             faster = layouts.pop().replace("_", "-") if len(layouts) == 1 else "either, by session"
             parts = [f"{k.replace('_', '-')} {_range(d[k])}" for k in ("channels_last", "channels_first") if d.get(k)]
@@ -271,11 +276,8 @@ def _format_gpu_goals(g: dict) -> list[str]:
     if not v["evaluated"]:
         return L + ["  not evaluated: no rows measured on a CUDA device (run with --gpu --device cuda)"]
 
-    def bad(goal, lab, N):
-        return any(u.endswith(f"[{lab}] N={N}") for u in goal["unstable"])
-
     for lab, rs in v["ratios"].items():
-        txt = ", ".join(f"N={n}: {_range(r)}{'!' if bad(v, lab, n) else ''}" for n, r in rs.items()) or "not measured"
+        txt = ", ".join(f"N={n}: {_range(r)}{'!' if _bad(v, lab, n) else ''}" for n, r in rs.items()) or "not measured"
         L.append(f"  fast AFNO / {v['baseline'] or 'NVIDIA layer'} [{lab}]: {txt}")
     if v.get("note"):
         L.append(f"    ({v['note']})")

@@ -209,13 +209,14 @@ def _failure(exc: BaseException) -> str:
 
 
 def _measure(cfg, active, calls, base: dict, skipped, first: bool, extra_warmup: dict,
-             first_call: dict) -> tuple[dict, bool]:
+             first_call: dict) -> tuple[dict, dict, bool]:
     """Warm up (two calls each, more for compiled series; the last estimates a round), then time
     interleaved. In the first session a series whose warm-up call is over twice the time budget
     is skipped (removed from ``active``); a series that raises is skipped with the error in any
     session. When some series' calls scatter by more than :data:`SPREAD_LIMIT`, the whole
     configuration is timed once more and that block replaces the first.
-    Returns the seconds per call of each series and whether the block was re-measured;
+    Returns the seconds per call of each series, their spreads (p90 / p10) and whether the block
+    was re-measured;
     ``first_call`` receives the seconds of each series' first call (compilation included)."""
     est = {}
     for name in list(active):
@@ -235,15 +236,17 @@ def _measure(cfg, active, calls, base: dict, skipped, first: bool, extra_warmup:
                                                           f"{cfg['time_budget']:.2f} s"))
             active.remove(name)
     if not active:
-        return {}, False
+        return {}, {}, False
     round_s = sum(est[n] for n in active)
     reps = int(min(cfg["max_repeats"], max(cfg["min_repeats"], round(cfg["target_s"] / max(round_s, 1e-9)))))
     block = {n: calls[n] for n in active}
     times = interleaved_seconds(block, reps)
-    remeasured = any(_spread(times[n]) > SPREAD_LIMIT for n in active)
+    spreads = {n: _spread(times[n]) for n in active}
+    remeasured = any(v > SPREAD_LIMIT for v in spreads.values())
     if remeasured:
         times = interleaved_seconds(block, reps)
-    return times, remeasured
+        spreads = {n: _spread(times[n]) for n in active}
+    return times, spreads, remeasured
 
 
 def _run_config(cfg, series, key, state, device, measure_memory, seed, gen, session: int) -> int:
@@ -284,7 +287,7 @@ def _run_config(cfg, series, key, state, device, measure_memory, seed, gen, sess
     tried = list(active)
     first_call = {}
     extra = {n: 2 for n in active if n in COMPILED}          # compile, then (CUDA graphs) record, then replay
-    times, remeasured = _measure(cfg, active, calls, base, state["skipped"], session == 0, extra, first_call)
+    times, spreads, remeasured = _measure(cfg, active, calls, base, state["skipped"], session == 0, extra, first_call)
     if session == 0:
         for name in tried:
             if name not in active:
@@ -306,7 +309,7 @@ def _run_config(cfg, series, key, state, device, measure_memory, seed, gen, sess
     run["remeasured"] += int(remeasured)
     for name in active:
         run["times"][name].append(times[name])
-        run["spreads"][name].append(_spread(times[name]))
+        run["spreads"][name].append(spreads[name])
     return len(series)
 
 

@@ -113,15 +113,22 @@ def best_floor_ratios(result: dict, series: str, mode: str, C: int, B: int, N: i
     return out
 
 
-def fit_slope(Ns, ts) -> float | None:
-    """Least-squares slope of ``log t`` against ``log N`` (the growth exponent)."""
-    pts = [(math.log(n), math.log(t)) for n, t in zip(Ns, ts, strict=True) if t and t > 0]
+def _line(pts: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """Least-squares ``(intercept, slope)`` of ``y`` against ``x`` for points ``(x, y)``;
+    ``None`` with fewer than two distinct ``x``."""
     if len(pts) < 2 or len({p[0] for p in pts}) < 2:
         return None
     mx = sum(p[0] for p in pts) / len(pts)
     my = sum(p[1] for p in pts) / len(pts)
     sxx = sum((p[0] - mx) ** 2 for p in pts)
-    return sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx
+    b = sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx
+    return my - b * mx, b
+
+
+def fit_slope(Ns, ts) -> float | None:
+    """Least-squares slope of ``log t`` against ``log N`` (the growth exponent)."""
+    line = _line([(math.log(n), math.log(t)) for n, t in zip(Ns, ts, strict=True) if t and t > 0])
+    return None if line is None else line[1]
 
 
 def fit_nlogn(Ns, ts) -> dict | None:
@@ -132,13 +139,10 @@ def fit_nlogn(Ns, ts) -> dict | None:
     two distinct ``N``. Unlike the log-log slope, a fixed cost does not bend this fit: ``b``
     is the cost that grows, ``a`` the part that does not."""
     pts = [(n * math.log2(n), float(t)) for n, t in zip(Ns, ts, strict=True) if t is not None and t > 0]
-    if len(pts) < 2 or len({p[0] for p in pts}) < 2:
+    line = _line(pts)
+    if line is None:
         return None
-    mx = sum(p[0] for p in pts) / len(pts)
-    my = sum(p[1] for p in pts) / len(pts)
-    sxx = sum((p[0] - mx) ** 2 for p in pts)
-    b = sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx
-    a = my - b * mx
+    a, b = line
     res = max(abs(t - (a + b * x)) / t for x, t in pts)
     return {"a_ms": a, "b_ns": b * 1e6, "max_rel_residual": res, "points": len(pts)}
 
@@ -189,10 +193,31 @@ def crossover(result: dict, fast: str = "afno_fast", slow: str = "attention_h8",
             "note": f"interpolated between N={n0} and N={n1}"}
 
 
+def _label(prec: str, C: int, B: int) -> str:
+    return f"{prec} C={C} B={B}"
+
+
 def _unstable(result, names, mode, C, B, N, prec: str = "fp32") -> list[str]:
-    tag = "" if prec == "fp32" else f" {prec}"
-    return [f"{s}{tag} B={B} N={N}" for s in names
+    """``"series [label] N=..."`` for each of ``names`` whose row at this configuration is unstable."""
+    return [f"{s} [{_label(prec, C, B)}] N={N}" for s in names
             if (r := _row(result, s, mode, C, B, N, prec)) is not None and r.get("unstable")]
+
+
+_STAND_IN_NOTE = ("physicsnemo not importable: baseline is the NVIDIA-style stand-in "
+                  "afno_lite.compat.nvidia_afno2d_forward (their einsum code path), not NVIDIA's package")
+
+
+def _nvidia_ratios(result, nv, mode, C, B, prec, n_min) -> tuple[dict, list[str]]:
+    """Fast AFNO / the NVIDIA layer ``nv`` per session at every measured ``N >= n_min`` of one
+    (precision, C, B): ``({N: summary}, unstable rows)``."""
+    ratios, unstable = {}, []
+    if nv:
+        for r in _rows(result, "afno_fast", mode, C, B, prec):
+            other = _row(result, nv, mode, C, B, r["N"], prec)
+            if r["N"] >= n_min and other is not None:
+                ratios[r["N"]] = ratio_summary(session_ratios(r, other))
+                unstable += _unstable(result, ("afno_fast", nv), mode, C, B, r["N"], prec)
+    return ratios, unstable
 
 
 def _verdict(g: dict, per_b: dict, required: list[int], limit: float) -> None:
@@ -248,17 +273,11 @@ def _cpu_goals(result: dict) -> dict:
          "goal": "fast AFNO / NVIDIA AFNO layer <= 0.5 at every N >= 1024, B=1 and B=8 (C=256, fwd+bwd); "
                  "met on the median of the per-session ratios"}
     if nv == "afno_nvidia_style":
-        g["note"] = ("physicsnemo not importable: baseline is the NVIDIA-style stand-in "
-                     "afno_lite.compat.nvidia_afno2d_forward (their einsum code path), not NVIDIA's package")
+        g["note"] = _STAND_IN_NOTE
     per_b, unstable = {}, []
     for B in (1, 8):
-        ratios = {}
-        if nv:
-            for r in _rows(result, "afno_fast", mode, C, B):
-                other = _row(result, nv, mode, C, B, r["N"])
-                if r["N"] >= 1024 and other is not None:
-                    ratios[r["N"]] = ratio_summary(session_ratios(r, other))
-                    unstable += _unstable(result, ("afno_fast", nv), mode, C, B, r["N"])
+        ratios, bad = _nvidia_ratios(result, nv, mode, C, B, "fp32", 1024)
+        unstable += bad
         per_b[B] = ratios
         g[f"B{B}"] = ratios
         g[f"B{B}_max"] = max(s["median"] for s in ratios.values()) if ratios else None
@@ -314,15 +333,6 @@ def _cpu_goals(result: dict) -> dict:
     return goals
 
 
-def _label(prec: str, C: int, B: int) -> str:
-    return f"{prec} C={C} B={B}"
-
-
-def _unstable_gpu(result, names, mode, C, B, N, prec) -> list[str]:
-    return [f"{s} [{_label(prec, C, B)}] N={N}" for s in names
-            if (r := _row(result, s, mode, C, B, N, prec)) is not None and r.get("unstable")]
-
-
 def gpu_goal_ratios(result: dict) -> dict:
     """The GPU goals, from the rows measured on a CUDA device only (forward + backward;
     C = 256 and 768, B = 1 and 8, fp32 and bf16 autocast; :data:`GPU_GOALS`). Without such rows
@@ -356,18 +366,11 @@ def _gpu_vs_nvidia(cu: dict, combos: list, present: set, evaluated: bool) -> dic
                  "C=256 and 768, B=1 and 8 (fwd+bwd); met on the median of the per-session ratios",
          "limit": lim, "n_min": n_min, "series": nv, "baseline": nv and SERIES[nv].label, "evaluated": evaluated}
     if nv == "afno_nvidia_style":
-        g["note"] = ("physicsnemo not importable: baseline is the NVIDIA-style stand-in "
-                     "afno_lite.compat.nvidia_afno2d_forward (their einsum code path), not NVIDIA's package")
+        g["note"] = _STAND_IN_NOTE
     per, unstable = {}, []
     for p, C, B in combos:
-        d = {}
-        if nv:
-            for r in _rows(cu, "afno_fast", mode, C, B, p):
-                other = _row(cu, nv, mode, C, B, r["N"], p)
-                if r["N"] >= n_min and other is not None:
-                    d[r["N"]] = ratio_summary(session_ratios(r, other))
-                    unstable += _unstable_gpu(cu, ("afno_fast", nv), mode, C, B, r["N"], p)
-        per[_label(p, C, B)] = d
+        per[_label(p, C, B)], bad = _nvidia_ratios(cu, nv, mode, C, B, p, n_min)
+        unstable += bad
     g["ratios"], g["unstable"] = per, unstable
     _decide(g, per, [_label(*c) for c in combos], lim)
     return g
@@ -393,7 +396,7 @@ def _gpu_plateau(cu: dict, present: set, evaluated: bool) -> dict:
         lab = _label(p, pl["C"], 1)
         per[lab] = times(comp, p) if comp else {}
         for N in per[lab]:
-            unstable += _unstable_gpu(cu, (comp,), mode, pl["C"], 1, N, p)
+            unstable += _unstable(cu, (comp,), mode, pl["C"], 1, N, p)
         eager[lab] = times("afno_fast", p)
         for s in COMPILED_SERIES:
             if s != comp:
@@ -415,7 +418,7 @@ def _gpu_vs_floor(cu: dict, combos: list, evaluated: bool) -> dict:
         per[lab] = {fl["N"]: fr["channels_first"]} if fr and fr.get("channels_first") else {}
         if fr:
             detail[lab] = fr
-            unstable += _unstable_gpu(cu, ("afno_fast", *FLOOR_SERIES.values()), mode, C, B, fl["N"], p)
+            unstable += _unstable(cu, ("afno_fast", *FLOOR_SERIES.values()), mode, C, B, fl["N"], p)
     g["ratios"], g["floors"], g["unstable"] = per, detail, unstable
     _decide(g, per, [_label(*c) for c in combos], fl["limit"])
     return g
