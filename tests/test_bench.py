@@ -181,6 +181,21 @@ def test_goal_ratios_are_computed_per_session_and_summarised():
     assert bench.ratio_summary([3.0, 1.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 2}
 
 
+def test_nvidia_goal_leaves_out_grids_where_nvidia_computes_less():
+    """On a grid with W > H NVIDIA's layer keeps only the columns k_W <= H/2 (another function,
+    half the MLP work): that ratio is not like for like and must not decide the goal."""
+    same = {1024: [1.0] * 3, 4096: [1.0] * 3}
+    res = _synthetic({"afno_fast": same, "afno_nvidia_style": {N: [2.5] * 3 for N in same}})
+    for s, t in (("afno_fast", 1.0), ("afno_nvidia_style", 1.2)):          # 32 x 64: ratio 0.83
+        res["results"].append(dict(series=s, mode="fwd+bwd", C=256, B=1, H=32, W=64, N=2048, median_ms=t,
+                                   sessions_ms=[t] * 3, peak_bytes=0))
+    v = bench.goal_ratios(res)["vs_nvidia"]
+    assert list(v["B1"]) == [1024, 4096] and v["excluded"] == {"B=1": [2048]}
+    assert v["met_where_measured"] is True and v["B1_max"] == 0.4
+    text = bench.format_goals(res)
+    assert "left out: B=1 N=2048" in text and "k_W <= H/2" in text and "N=2048:" not in text
+
+
 def test_floor_goal_uses_the_faster_layout_in_each_session():
     res = _synthetic({"afno_fast": {4096: [4.0, 4.0, 4.0]},
                       "fft_floor": {4096: [1.0, 4.0, 3.0]},        # channels-last: fastest in session 1 only
