@@ -7,7 +7,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.afno-lite-installed
-# A CPU build of torch, pinned so that setup never pulls a multi-GB CUDA build.
+# torch pinned to one version. Which build pip installs depends on where it looks: a CPU
+# wheel where one is offered (as on the machine CI runs on), else PyPI's default build
+# for the platform (with CUDA on Linux x86_64). Override the pin with TORCH_PIN=...
 TORCH_PIN ?= torch==2.13.0
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 PORT ?= 8888
