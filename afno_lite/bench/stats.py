@@ -7,9 +7,11 @@ described in :mod:`afno_lite.bench`.
 """
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 
+from ..spectral import nvidia_kept_mode_mask
 from .series import SERIES
 
 __all__ = ["fit_slope", "fit_nlogn", "slopes", "crossover", "session_times", "session_ratios", "ratio_summary",
@@ -207,35 +209,34 @@ _STAND_IN_NOTE = ("physicsnemo not importable: baseline is the NVIDIA-style stan
                   "afno_lite.compat.nvidia_afno2d_forward (their einsum code path), not NVIDIA's package")
 
 
-#: Why grids with ``W > H`` do not enter the NVIDIA goals: there NVIDIA's layer is another function.
+#: Why some grids do not enter the NVIDIA goals: there NVIDIA's layer is another function.
 NOT_COMPARABLE = ("W > H: NVIDIA's AFNO2DLayer keeps only the rfft columns k_W <= H/2 there, so its block MLP "
                   "does less work than the fast AFNO's (different outputs); not a like-for-like ratio")
 
 
-def _nvidia_ratios(result, nv, mode, C, B, prec, n_min) -> tuple[dict, list[str]]:
+@functools.cache
+def _nvidia_keeps_every_mode(H: int, W: int) -> bool:
+    """Whether NVIDIA's layer computes every mode of an ``H x W`` grid (then it is the fast
+    AFNO's function), from its own slicing (:func:`afno_lite.spectral.nvidia_kept_mode_mask`)."""
+    return bool(nvidia_kept_mode_mask(H, W).all())
+
+
+def _nvidia_ratios(result, nv, mode, C, B, prec, n_min) -> tuple[dict, list[str], list[int]]:
     """Fast AFNO / the NVIDIA layer ``nv`` per session at every measured ``N >= n_min`` of one
-    (precision, C, B) where both compute the same function (``W <= H``, see
-    :data:`NOT_COMPARABLE`): ``({N: summary}, unstable rows)``."""
-    ratios, unstable = {}, []
+    (precision, C, B) where both compute the same function: ``({N: summary}, unstable rows,
+    the N left out because NVIDIA's layer drops modes there, see :data:`NOT_COMPARABLE`)``."""
+    ratios, unstable, left_out = {}, [], []
     if nv:
         for r in _rows(result, "afno_fast", mode, C, B, prec):
             other = _row(result, nv, mode, C, B, r["N"], prec)
-            if r["N"] >= n_min and other is not None and r["W"] <= r["H"]:
-                ratios[r["N"]] = ratio_summary(session_ratios(r, other))
-                unstable += _unstable(result, ("afno_fast", nv), mode, C, B, r["N"], prec)
-    return ratios, unstable
-
-
-def _not_comparable(result, nv, mode, C, batches, prec, n_min) -> dict:
-    """``{"B=..": [N, ...]}``: the measured grids (``N >= n_min``) left out of an NVIDIA goal
-    because ``W > H`` (:data:`NOT_COMPARABLE`)."""
-    out = {}
-    for B in batches:
-        Ns = [r["N"] for r in _rows(result, "afno_fast", mode, C, B, prec) if nv and r["N"] >= n_min
-              and r["W"] > r["H"] and _row(result, nv, mode, C, B, r["N"], prec) is not None]
-        if Ns:
-            out[f"B={B}"] = Ns
-    return out
+            if r["N"] < n_min or other is None:
+                continue
+            if not _nvidia_keeps_every_mode(r["H"], r["W"]):
+                left_out.append(r["N"])
+                continue
+            ratios[r["N"]] = ratio_summary(session_ratios(r, other))
+            unstable += _unstable(result, ("afno_fast", nv), mode, C, B, r["N"], prec)
+    return ratios, unstable, left_out
 
 
 def _verdict(g: dict, per_b: dict, required: list[int], limit: float) -> None:
@@ -270,7 +271,7 @@ def goal_ratios(result: dict) -> dict:
     * ``vs_nvidia``: fast AFNO / the NVIDIA layer (physicsnemo's ``AFNO2DLayer`` when it was
       measured, else the NVIDIA-style stand-in, labelled) <= 0.5 at every ``N >= 1024``, ``B = 1``
       and ``B = 8``, ``C = 256``, fwd+bwd, on the grids where both compute the same function
-      (``W <= H``; the others are listed in ``excluded``, see :data:`NOT_COMPARABLE`).
+      (NVIDIA's layer keeps every mode; the others are listed in ``excluded``, see :data:`NOT_COMPARABLE`).
     * ``vs_fft_floor``: fast AFNO / the faster FFT floor layout (per session) <= 2.0 at every
       ``N >= 4096``, ``C = 256``, fwd+bwd, ``B = 1`` (and ``B = 8`` where measured); the ratios to
       both layouts are reported too.
@@ -293,16 +294,17 @@ def _cpu_goals(result: dict) -> dict:
                  "fwd+bwd); met on the median of the per-session ratios"}
     if nv == "afno_nvidia_style":
         g["note"] = _STAND_IN_NOTE
-    per_b, unstable = {}, []
+    per_b, unstable, excluded = {}, [], {}
     for B in (1, 8):
-        ratios, bad = _nvidia_ratios(result, nv, mode, C, B, "fp32", 1024)
+        ratios, bad, left_out = _nvidia_ratios(result, nv, mode, C, B, "fp32", 1024)
         unstable += bad
+        if left_out:
+            excluded[f"B={B}"] = left_out
         per_b[B] = ratios
         g[f"B{B}"] = ratios
         g[f"B{B}_max"] = max(s["median"] for s in ratios.values()) if ratios else None
     g["unstable"] = unstable
-    g["excluded"] = _not_comparable(result, nv, mode, C, (1, 8), "fp32", 1024)
-    g["excluded_why"] = NOT_COMPARABLE
+    g["excluded"], g["excluded_why"] = excluded, NOT_COMPARABLE
     _verdict(g, per_b, [1, 8], 0.5)
     goals["vs_nvidia"] = g
 
@@ -390,7 +392,7 @@ def _gpu_vs_nvidia(cu: dict, combos: list, present: set, evaluated: bool) -> dic
         g["note"] = _STAND_IN_NOTE
     per, unstable = {}, []
     for p, C, B in combos:
-        per[_label(p, C, B)], bad = _nvidia_ratios(cu, nv, mode, C, B, p, n_min)
+        per[_label(p, C, B)], bad, _ = _nvidia_ratios(cu, nv, mode, C, B, p, n_min)
         unstable += bad
     g["ratios"], g["unstable"] = per, unstable
     _decide(g, per, [_label(*c) for c in combos], lim)
