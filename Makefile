@@ -48,8 +48,9 @@ lab: setup
 lint: setup
 	$(BIN)/ruff check afno_lite tests
 
+# unit and property tests, and the examples (>>>) in afno_lite's docstrings
 unit: setup
-	$(BIN)/pytest -q -m "not browser and not book" tests
+	$(BIN)/pytest -q -m "not browser and not book" --doctest-modules tests afno_lite
 
 # Validate every chapter: .md -> .ipynb in build/nbval (reference outputs from the book
 # build when its code matches, else one reference run), then nbval re-runs each notebook
