@@ -4,6 +4,8 @@
   (``k_W = 0`` and, for even ``W``, ``k_W = W/2``) are Hermitian along ``k_H``; the inverse is
   then defined by the maths, not by what an FFT library does with the other half.
 * ``spectral.hermitian_project`` is that projection: ½(z + conj(z reversed along H)).
+* With it, every spectral mixer gives the same output under emulated inverse FFTs that read
+  those columns differently (from their upper or their lower rows); without it they disagree.
 * The trainer resolves devices the way ``torch.cuda.set_device`` and ``torchrun`` need.
 
 The GPU half (CPU-vs-GPU outputs, a CUDA epoch, torchrun with nccl) is in ``tests/test_cuda.py``
@@ -129,6 +131,85 @@ def test_projection_changes_nothing_on_cpu(name, monkeypatch):
             with torch.no_grad():
                 y0 = m(x)
         assert float((y - y0).abs().max() / y0.abs().max()) < 1e-6
+
+
+def _completion_from_rows(X: torch.Tensor, W: int, dims, upper: bool) -> torch.Tensor:
+    """Another valid way for an inverse real FFT to read a self-conjugate column: trust one half
+    of its rows (``k_H >= 0`` when ``upper``, else ``k_H <= 0``) and mirror it onto the other
+    half; a self-mirrored row (``k_H = 0``, and ``H/2`` for even ``H``) keeps its real part.
+    On a Hermitian column this is the column itself, like the Hermitian part."""
+    h, w = (d % X.dim() for d in dims)
+    H = X.shape[h]
+    r = torch.arange(H)
+    signed = torch.where(r <= H // 2, r, r - H)              # k_H of each row
+    if H % 2 == 0:
+        signed[H // 2] = H // 2 if upper else -(H // 2)
+    shape = [1] * X.dim()
+    shape[h] = H
+    keep = ((signed >= 0) if upper else (signed <= 0)).view(shape)
+    self_mirror = (r == (-r) % H).view(shape)
+    out = X.clone()
+    for c in spectral.self_conjugate_columns(W, X.shape[w]):
+        z = X.narrow(w, c, 1)
+        mirrored = torch.roll(torch.flip(z, (h,)), 1, h).conj()
+        filled = torch.where(keep, z, mirrored)
+        filled = torch.where(self_mirror, filled.real.to(z.dtype), filled)
+        out.narrow(w, c, 1).copy_(filled)
+    return out
+
+
+@pytest.mark.parametrize("H,W", GRIDS + [(7, 6)])
+def test_emulated_completions_are_valid_inverse_ffts(H, W):
+    """Both completions leave the spectrum of a real signal unchanged (so each is a correct
+    inverse real FFT) but read a non-Hermitian column differently from each other."""
+    x = torch.randn(2, H, W, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(H))
+    X = torch.fft.rfft2(x, dim=(1, 2))
+    Z = torch.randn(X.shape, dtype=X.dtype, generator=torch.Generator().manual_seed(W))
+    up, low = (_completion_from_rows(Z, W, (1, 2), u) for u in (True, False))
+    for upper in (True, False):
+        torch.testing.assert_close(_completion_from_rows(X, W, (1, 2), upper), X, rtol=0, atol=1e-12)
+    for P in (up, low):
+        assert spectral.hermitian_defect(P, W, dims=(1, 2)) < 1e-12
+    assert float((up - low).abs().max()) > 0.1
+
+
+def _outputs_under_two_backends(m: torch.nn.Module, x: torch.Tensor, mp) -> list[torch.Tensor]:
+    """``m(x)`` with ``torch.fft.irfft2`` as shipped, then emulating two other inverse real FFTs
+    that complete the self-conjugate columns from their upper or their lower rows."""
+    real_irfft2 = torch.fft.irfft2
+    outs = []
+    for upper in (None, True, False):
+        def irfft2(X, s=None, dim=(-2, -1), norm=None, upper=upper):
+            W = s[-1] if s is not None else 2 * (X.shape[dim[-1]] - 1)
+            Xc = X if upper is None else _completion_from_rows(X, W, dim, upper)
+            return real_irfft2(Xc, s=s, dim=dim, norm=norm)
+
+        mp.setattr(torch.fft, "irfft2", irfft2)
+        with torch.no_grad():
+            outs.append(m(x))
+    mp.setattr(torch.fft, "irfft2", real_irfft2)
+    return outs
+
+
+@pytest.mark.parametrize("name", SPECTRAL_MIXERS)
+def test_same_output_under_emulated_fft_backends(name, monkeypatch):
+    """The layer is one function whatever the inverse FFT does with non-Hermitian columns:
+    under two emulated backends that complete those columns differently (trust the upper or
+    the lower rows, where the CPU takes the Hermitian part), every spectral mixer gives the
+    same output to 1e-6 (relative). Without the projection the emulated backends disagree."""
+    for H, W in GRIDS:
+        m = _build(name, H, W)
+        x = torch.randn(2, H, W, C, generator=torch.Generator().manual_seed(3))
+        with monkeypatch.context() as mp:
+            y, y_up, y_low = _outputs_under_two_backends(m, x, mp)
+        for other in (y_up, y_low):
+            gap = float((other - y).abs().max() / y.abs().max())
+            assert gap < 1e-6, f"{name} {H}x{W}: backends differ by {gap:.2e}"
+        with monkeypatch.context() as mp:
+            _without_projection(mp)
+            y0, y0_up, y0_low = _outputs_under_two_backends(m, x, mp)
+        gap0 = float(max((o - y0).abs().max() for o in (y0_up, y0_low)) / y0.abs().max())
+        assert gap0 > 1e-2, f"{name} {H}x{W}: the emulated backends should differ without it"
 
 
 # --------------------------------------------------------------------------- the helper itself
