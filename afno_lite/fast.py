@@ -10,13 +10,18 @@ What changes with respect to the reference (and what does not)
   :class:`~afno_lite.mixers.AFNO` and only replaces ``forward``, so ``load_state_dict``
   works both ways and the outputs agree to float32 rounding.
 * FFTs run on a contiguous channels-first copy ``[B, C, H, W]``: FFTs along strided
-  (channels-last) axes cost up to 2x more, in both the forward and the backward pass.
-  The two layout changes (in and out) use a cache-blocked 2-D transpose on CPU, in the
-  forward and in the backward pass.
-* Each complex block matrix ``W = W_r + i W_i`` acts on interleaved ``(re, im)`` pairs, which
-  is the real ``2b x 2b`` matrix ``[[W_r, W_i], [-W_i, W_r]]`` on ``view_as_real`` pairs; on the
-  channels-first spectrum the pairs are the complex numbers themselves, so each layer is ONE
-  batched complex matmul (``baddbmm``, bias fused) per block: no real/imaginary split, no
+  (channels-last) axes cost more. In the shipped CPU benchmark
+  (``notebooks/results/bench_scaling.json``: AMD EPYC, 2 threads, torch 2.13.0+cpu) the
+  channels-last FFT floor took 1.6-2.2x the channels-first one at ``C = 256``, ``N >= 4096``,
+  forward + backward (1.2-1.7x for the forward pass alone, ``C = 64, 256``, ``B = 1, 8``).
+  The two layout changes (in and out) use a blocked 2-D transpose on CPU for float32/float64
+  slices of at least 3,600 elements (see :func:`_transpose_2d`), in the forward and in the
+  backward pass.
+* Each complex block matrix ``W = W_r + i W_i`` (acting as ``x @ W``) is, on the real and
+  imaginary parts stacked as ``[x_r, x_i]``, the real matrix ``[[W_r, W_i], [-W_i, W_r]]``:
+  the four real products the reference computes. On the channels-first spectrum the complex
+  numbers themselves are the operands, so each layer is ONE batched complex matmul
+  (``baddbmm``, bias fused), batched over samples and blocks: no real/imaginary split, no
   ``einsum`` re-layout, no copies between the two layers.
 * With ``keep_fraction < 1`` only the kept columns go through the FFT along ``H`` (a pruned
   2-D FFT: the dropped columns would be zeroed anyway) and the MLP only sees kept modes.
@@ -30,7 +35,8 @@ Autocast does not touch complex tensors (there are no complex bf16 matmuls), so 
 input's device and the FFTs run in float32, :class:`FastAFNO` therefore runs the block MLP on
 real tensors in the autocast dtype: the spectrum of each block is laid out as ``[2b, modes]``
 (real and imaginary part of each channel on adjacent rows, one copy that also casts), each layer
-is ONE batched real matmul with the ``2b x 2b`` matrix ``[[W_r, -W_i], [W_i, W_r]]`` per channel
+is ONE batched real matmul with a ``[2 out, 2 in]`` matrix (``2bf x 2b`` in the first layer,
+``2b x 2bf`` in the second) made of one ``2 x 2`` block ``[[w_r, -w_i], [w_i, w_r]]`` per channel
 pair (the same four real products per complex product as the complex matmul), ReLU and
 softshrink act on those real rows, and the result goes back to a float32 complex spectrum
 (one copy) before the inverse FFT. The FFTs stay float32, as the reference keeps them; the
@@ -59,9 +65,14 @@ _MIN_BLOCKED = 60 * 60
 def _transpose_2d(src: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     """``src`` viewed as ``[n, rows, cols]`` -> contiguous ``[n, cols, rows]``.
 
-    On CPU, ``Tensor.copy_`` has a cache-blocked kernel for a plain 2-D transpose that is
-    2-3x faster than the generic strided copy a 4-D ``permute(...).contiguous()`` uses; we call
-    it once per leading index. Elsewhere (CUDA) the generic copy is already good."""
+    On CPU, ``Tensor.copy_`` of a plain 2-D transpose is called once per leading index, instead
+    of the generic strided copy a 4-D ``permute(...).contiguous()`` uses. Measured on a shared
+    2-core CPU (torch 2.13.0+cpu; ``[B, H, W, C]`` from ``[1, 16, 16, 64]`` to
+    ``[8, 64, 64, 256]``; three noisy runs): 1.0-8x as fast for ``[C, H*W] -> [H*W, C]``
+    (mostly 1.5-4.5x), but 0.5-2.6x for ``[H*W, C] -> [C, H*W]`` (0.8-1.5x for most shapes:
+    no dependable gain in that direction).
+    Elsewhere (CUDA), for float16/bfloat16 and below ``_MIN_BLOCKED`` elements per slice the
+    generic copy is used."""
     n = src.numel() // (rows * cols)
     s = src.reshape(n, rows, cols)
     if src.device.type != "cpu" or rows * cols < _MIN_BLOCKED or src.dtype in _LOW_PRECISION:
@@ -247,9 +258,10 @@ def compiled(module: torch.nn.Module, mode: str | None = None, backend: str | No
     the module's parameters are on a CUDA device and to the default mode elsewhere; ``backend``
     (e.g. ``"cudagraphs"``: CUDA graphs of the eager kernels, no code generation, or
     ``"aot_eager"``: tracing only) is passed to ``torch.compile`` and then ``mode`` is not.
-    Shapes are static (``dynamic=False``): each grid gets its own graph, and the number of
-    graphs kept per layer is raised from dynamo's default of 8 to 64 so that a sweep over
-    grids and precisions does not silently fall back to eager. Other keyword arguments go to
+    Shapes are static (``dynamic=False``): each grid gets its own graph, and dynamo's
+    ``recompile_limit`` (a process-wide setting: graphs kept per compiled function) is raised
+    from its default of 8 to 64 when lower, so that a sweep over grids and precisions does not
+    fall back to eager (dynamo only logs a warning when it does). Other keyword arguments go to
     ``torch.compile``.
 
     >>> import torch
