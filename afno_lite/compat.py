@@ -19,14 +19,17 @@ FourCastNet checkpoints wrap the state dict as ``{"model_state": ...}``.
 Same weights, (almost) same function
 ------------------------------------
 :func:`nvidia_afno2d_forward` reproduces the reference forward pass line by line.
-With copied weights it equals :class:`afno_lite.AFNO` on square grids at
-``keep_fraction = 1`` (and whenever ``W <= H``). It differs
+With copied weights it equals :class:`afno_lite.AFNO` to float32 rounding at
+``keep_fraction = 1`` whenever ``W//2 <= H//2`` (square grids, ``W < H``, and ``W = H + 1``
+for even ``H``), on CPU FFTs (see :func:`afno_lite.spectral.hermitian_project` for why the
+backend matters). It differs
 
 * for ``hard_thresholding_fraction < 1``: the reference keeps the rows
   ``total-kept : total+kept`` with ``total = H//2 + 1`` -- a band around the
   **Nyquist** row -- where ``afno_lite`` keeps the lowest ``|k_H|``;
-* for ``W > H``: the reference keeps only the rfft columns ``:kept`` with
-  ``kept <= H//2 + 1``, silently dropping columns ``>= H//2 + 1``;
+* for ``W//2 > H//2`` (``W > H`` except ``W = H + 1`` for even ``H``): the reference keeps
+  only the rfft columns ``:kept`` with ``kept <= H//2 + 1``, silently dropping columns
+  ``>= H//2 + 1``;
 * in precision: the reference computes the spectral path in float32 even for
   float64 input (``x.float()``); ``afno_lite`` keeps float64.
 

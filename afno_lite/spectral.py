@@ -8,9 +8,9 @@ Conventions
 -----------
 * Token grids are channels-last ``[B, H, W, C]``; the 2-D real FFT is taken over
   ``(H, W)`` and gives an ``[H, W//2 + 1]`` half-plane of complex modes.
-* Row ``r`` of the half-plane holds the signed frequency ``k_H = r`` for
-  ``r <= H//2`` ... more precisely ``torch.fft.fftfreq(H) * H`` (so for even ``H``
-  the Nyquist row ``H/2`` is labelled ``-H/2``). Column ``c`` holds ``k_W = c``.
+* Row ``r`` of the half-plane holds the signed frequency ``k_H = r`` for ``r < H/2`` and
+  ``k_H = r - H`` for ``r >= H/2`` (``torch.fft.fftfreq(H) * H``; so for even ``H`` the
+  Nyquist row ``H/2`` is labelled ``-H/2``). Column ``c`` holds ``k_W = c``.
 * "Lowest modes" means small ``|k_H|`` **and** small ``k_W``.
 """
 from __future__ import annotations
@@ -122,8 +122,9 @@ def nvidia_kept_mode_mask(H: int, W: int, keep_fraction: float = 1.0,
     ``variant="fourcastnet"`` (FourCastNet and PhysicsNeMo ``AFNO2DLayer``):
     ``total = H//2 + 1``, ``kept = int(total * f)``, rows
     ``total-kept : total+kept`` (a band around the **Nyquist** row, not the lowest
-    frequencies) and columns ``:kept`` (so columns ``>= H//2+1`` are dropped when
-    ``W > H``).
+    frequencies) and columns ``:kept``: even at ``keep_fraction = 1`` the columns
+    ``k_W >= H//2 + 1`` are dropped; they exist when ``W//2 > H//2`` (``W > H``, except
+    ``W = H + 1`` for even ``H``).
 
     ``variant="afno_transformer"`` (the paper's ViT code, tokens flattened to
     ``N = H*W``): ``total = N//2 + 1``, ``kept = int(total * f)``, **all** rows and
@@ -318,7 +319,8 @@ def hard_threshold(z: torch.Tensor, lambd: float) -> torch.Tensor:
 
 
 def hard_threshold_to_fraction(z: torch.Tensor, keep: float) -> torch.Tensor:
-    """Keep the ``keep`` fraction of entries of largest ``|z|`` (ties broken by order)."""
+    """Keep the ``round(keep * z.numel())`` entries of largest ``|z|``, zero the rest (which
+    of several entries with equal ``|z|`` are kept is up to ``torch.topk``, not their order)."""
     check_tensor(z, "z")
     if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not (0.0 <= keep <= 1.0):
         raise MixerConfigError(f"keep must be a fraction in [0, 1], got {keep!r}")
