@@ -213,8 +213,11 @@ class GlobalFilter(TokenMixer):
     """Global Filter Network layer: one complex multiplier per mode and channel
     (a diagonal FNO), ``y = IRFFT2(K ⊙ RFFT2(x))``.
 
-    The filter has the fixed shape ``[H, W//2+1, C, 2]`` of ``grid=(H, W)``; on another
-    grid it is bilinearly interpolated (as GFNet does to change resolution).
+    The filter has the fixed shape ``[H, W//2+1, C, 2]`` of ``grid=(H, W)``; on a grid whose
+    half-plane ``[H, W//2+1]`` differs it is interpolated bilinearly (``align_corners=True``).
+    GFNet resizes its filters the same way when fine-tuning at another resolution, but
+    bicubically (``F.interpolate(..., mode="bicubic", align_corners=True)`` in its
+    ``main_gfnet.py``).
     """
 
     def __init__(self, dim: int, grid: tuple[int, int] = (16, 16),
@@ -226,7 +229,8 @@ class GlobalFilter(TokenMixer):
 
     def complex_weight(self, H: int | None = None,
                        W: int | None = None) -> torch.Tensor:
-        """The complex filter ``[H, W//2+1, C]``, interpolated if ``(H, W) != grid``."""
+        """The complex filter ``[H, W//2+1, C]``, interpolated when ``[H, W//2+1]`` differs
+        from the half-plane of ``grid``."""
         H0, W0 = self.grid
         H, W = H or H0, W or W0
         w = self.weight
