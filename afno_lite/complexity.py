@@ -10,7 +10,7 @@ Conventions (all counts are for one forward pass of one mixer on ``x[B, H, W, d]
     What ``FlopCounterMode`` reports: ``2*m*n*k`` for every ``[m, k] @ [k, n]``
     product (``mm``, ``addmm``, ``bmm``; an einsum is lowered to ``bmm``). Bias
     additions, activations, softmax, soft-thresholding, indexing are not counted.
-    Two facts measured with torch 2.13 on CPU that shape the convention:
+    Three facts measured with torch 2.13 on CPU that shape the convention:
 
     * a **complex** matmul is counted exactly like a real one (``2*m*n*k``),
       although one complex multiply-add costs 8 real flops instead of 2;
@@ -24,7 +24,8 @@ Conventions (all counts are for one forward pass of one mixer on ``x[B, H, W, d]
 
 ``matmul_real``
     Real floating-point operations of those products: ``matmul`` for real
-    products, ``4 * matmul`` for complex ones (only the FNO's complex einsum).
+    products, ``4 * matmul`` for complex ones (the FNO's complex einsum and the two
+    complex ``baddbmm`` of ``afno_fast``).
 ``elementwise``
     Real flops of a mixing product that is not a matmul: GFN's complex filter
     product, 6 real flops (4 mul + 2 add) per complex multiply. 0 for the others.
