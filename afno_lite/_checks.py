@@ -1,12 +1,21 @@
 """Input validation shared by every module (mixers, models, trainer, data, PDE solver, explorers).
 
-Every public entry point checks its arguments here so that a reader gets one
-clear sentence naming the argument and what was expected, never a deep torch
-traceback. Exception types are consistent everywhere: a wrong *type* (not a tensor, a
-complex or integer tensor) is a ``TypeError``; a bad value of a hyper-parameter or option is
-a :class:`MixerConfigError` (or the trainer's ``ConfigError``, a subclass); a tensor of the
-wrong shape or with NaN/Inf is a :class:`MixerInputError`. All of them are ``ValueError``
-subclasses except ``TypeError``.
+The public entry points of those modules check their arguments here so that a reader gets one
+clear sentence naming the argument and what was expected, never a deep torch traceback. The
+rule for exception types: a wrong *type* (not a tensor, a complex or integer tensor) is a
+``TypeError``; a bad value of a hyper-parameter or option is a :class:`MixerConfigError` (or
+the trainer's ``ConfigError``, a subclass); a tensor of the wrong shape or with NaN/Inf is a
+:class:`MixerInputError`. All of them are ``ValueError`` subclasses except ``TypeError``.
+Known departures from the rule:
+
+* :func:`check_image` (the explorers' images) raises :class:`MixerConfigError` for every bad
+  image, a non-tensor or an integer tensor included;
+* :func:`check_same_dtype` (a mixer's input in another float dtype than its parameters)
+  raises :class:`MixerInputError`, where :class:`afno_lite.models.TokenMixerNet` raises
+  ``TypeError`` for the same mismatch;
+* :mod:`afno_lite.compat` raises its ``NvidiaWeightsError`` (a ``ValueError``) for weights
+  that are not real floating tensors and for an ``x`` that is not a rank-4 tensor, and
+  ``afno_lite.train.metrics`` a plain ``ValueError`` for tensors of mismatched shapes.
 """
 from __future__ import annotations
 
