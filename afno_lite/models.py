@@ -95,15 +95,18 @@ class Block(nn.Module):
 
 
 class TokenMixerNet(nn.Module):
-    """Tiny ViT-style network: patch embedding, learnable position embedding,
+    """Tiny ViT-style network: patch embedding, a learned position embedding (or none),
     ``depth`` blocks with the token mixer ``mixer`` and a head.
 
     Parameters
     ----------
-    mixer: name of the token mixer (``afno_lite.MIXERS``): ``attention``,
-        ``kernel_attention``, ``fno``, ``gfn``, ``afno``.
+    mixer: name of a registered mixer (:mod:`afno_lite.registry`): ``attention``,
+        ``kernel_attention``, ``fno``, ``gfn``, ``afno``, ``afno_fast``, or ``identity`` (no
+        token mixing).
     img_size: ``(H, W)`` (or one int) the position embedding is built for; other
-        sizes divisible by the patch still run (the embedding is resized).
+        sizes divisible by the patch run too (the embedding is resized), unless the mixer
+        forbids the token grid: an ``fno`` mixer needs at least ``2*m_h x 2*m_w`` tokens
+        (by default ``(m_h, m_w) = (h//2, w//2)`` of the ``img_size`` token grid).
     patch_size: ``p`` (or ``(p_h, p_w)``), the stride of the patch embedding.
     in_chans: input image channels ``C_in``.
     out_chans: output channels of the image head (default ``in_chans``).

@@ -121,7 +121,8 @@ def accepted_kwargs(name: str) -> tuple[list[str], bool]:
 
 def mixer(name: str, dim: int, **kw) -> TokenMixer:
     """Build a token mixer by name: ``attention``, ``kernel_attention``, ``fno``, ``gfn``,
-    ``afno``, ``afno_fast`` (and any mixer added with :func:`register`).
+    ``afno``, ``afno_fast``, the baseline ``identity`` (no token mixing), and any mixer added
+    with :func:`register`.
 
     >>> m = mixer("afno", 64, num_blocks=4)
     """
