@@ -18,8 +18,9 @@ Sub-commands
     ``B = 1, 8``, in ``N`` independent sessions (default 3). Writes ``DIR/bench_scaling.json``
     and ``DIR/bench_scaling.png`` (log-log time against ``N`` with fitted slopes), prints a
     table and the goals with their ranges over the sessions (:func:`goal_ratios`,
-    :func:`format_goals`). The full run takes 45 to 90 minutes on 2 cores (three
-    sessions). ``--quick`` (four grids up to ``64x64``, ``B = 1``, plus ``B = 8`` at
+    :func:`format_goals`). The shipped full run (``notebooks/results/bench_scaling.json``,
+    three sessions) took 36 minutes (2,160 s) on 2 threads of an AMD EPYC, torch 2.13.0+cpu.
+    ``--quick`` (four grids up to ``64x64``, ``B = 1``, plus ``B = 8`` at
     ``N = 1024, 4096`` for the fast AFNO, the NVIDIA layer and both floors, which the goals
     need; three sessions) takes under 2 minutes on 2 idle cores (97 s measured, about 30 s per session);
     ``--tiny`` (one session) is for tests and the chapter.
@@ -35,9 +36,10 @@ Sub-commands
     precision compiles anew), the NVIDIA layer (physicsnemo
     when importable, else the stand-in, labelled), 8-head attention
     (``scaled_dot_product_attention``: flash attention under bf16 where available) and both FFT
-    floors. It prints an estimate of its wall time (:func:`~afno_lite.bench.estimate.estimate_seconds`,
-    about 4 minutes on an H200) and starts no configuration after ``deadline_s`` (270 s; the
-    JSON's ``deadline`` says where it stopped). Writes ``bench_scaling_gpu.json`` and ``.png``
+    floors. It prints an estimate of its wall time
+    (:func:`~afno_lite.bench.estimate.estimate_seconds`: about 4-5 minutes for one H200, from a
+    cost model, not a measurement) and starts no configuration after ``deadline_s`` (270 s;
+    the JSON's ``deadline`` says where it stopped). Writes ``bench_scaling_gpu.json`` and ``.png``
     (the name is automatic on CUDA; ``--name`` sets it) with the device name and the torch and
     CUDA versions (``device_name``, ``torch``, ``cuda``, ``machine``). ``--gpu --device cpu
     --tiny`` is a dry run of the same code in seconds (tiny shapes; the compiled series only
@@ -88,8 +90,10 @@ Method
 * **FFT floor**: ``irfft2(rfft2(x))`` over ``(H, W)`` of the same channels-last tokens
   (``fft_floor``): the least a spectral mixer must do. ``fft_floor_cf`` does the same
   transforms on a contiguous channels-first copy made outside the timed region. The goals
-  compare with the **best floor**, the faster of the two layouts in each session
-  (channels-first on CPUs so far, by 2-3x), and report the ratios to both layouts.
+  compare with the **best floor**, the faster of the two layouts in each session, and report
+  the ratios to both layouts. In the shipped CPU run the channels-first floor was the faster
+  one in every session of every goal configuration (``C = 256``, ``N >= 4096``, fwd+bwd),
+  where the channels-last floor took 1.6-2.2x as long.
 * **Growth**: :func:`slopes` fits the raw log-log exponent and, over the same large-``N`` range,
   ``t = a + b N log2 N`` by least squares in closed form (:func:`fit_nlogn`: ``a_ms`` the fixed
   cost per call, ``b_ns`` the nanoseconds per unit of ``N log2 N``, and the largest relative
@@ -105,19 +109,24 @@ Method
   not counted.
 * **Threads on a busy machine**: with several threads every parallel region waits for its
   slowest thread, and a thread that loses its core to another program stalls the whole call;
-  on a machine shared with other work, timings with 2 threads then scatter by 10-100x. Pass
-  ``--threads 1`` there (the JSON records the thread count and the load average).
+  on a machine shared with other work, timings with 2 threads then lose all meaning (measured
+  on a shared 2-core machine, load average 2-4, torch 2.13.0+cpu: the medians of ``--tiny``
+  were 0.04-4.3 ms per call on one thread and 34-850 ms on two). Pass ``--threads 1`` there (the JSON
+  records the thread count and the load average).
 * **Budgets**: before a configuration runs, each series' time per call is predicted from
   its previous grid (``t * (N/N_prev)^p``, ``p = max(g, 1.2)`` with ``g`` the ``growth`` of
-  the mixer's record: 2 for attention) and its memory from its parameter count
-  (``afno_lite.complexity``) plus the previous peak scaled with ``N^g``; series over
-  ``--time-budget`` seconds or ``--memory-budget`` MB are skipped and listed with the reason.
+  the mixer's record: 2 for attention); its memory is checked twice, as its parameters (and
+  their gradients in fwd+bwd) at 4 bytes each from the formula of ``afno_lite.complexity``,
+  and as the previous peak scaled with ``N^g``; series over ``--time-budget`` seconds or
+  ``--memory-budget`` MB are skipped and listed with the reason.
 
 Goals (CPU, :func:`goal_ratios`; C = 256, forward + backward)
 -------------------------------------------------------------
 * ``vs_nvidia``: fast AFNO / the NVIDIA layer <= 0.5 at every ``N >= 1024``, ``B = 1`` and
-  ``B = 8``. The NVIDIA layer is physicsnemo's ``AFNO2DLayer`` when it is importable, else the
-  NVIDIA-style stand-in, labelled as such.
+  ``B = 8``, on the grids where NVIDIA's layer keeps every mode (grids with ``W//2 > H//2``,
+  such as ``32x64``, are left out and listed: it computes another function there). The NVIDIA
+  layer is physicsnemo's ``AFNO2DLayer`` when it is importable, else the NVIDIA-style
+  stand-in, labelled as such.
 * ``vs_fft_floor``: fast AFNO / the best floor <= 2.0 at every ``N >= 4096`` (``B = 1``, and
   ``B = 8`` where measured).
 * ``growth_exponent`` and ``crossover_vs_attention_h8``: information, with the thresholds of an

@@ -396,10 +396,12 @@ def run_scaling(preset: str = "quick", *, grids=None, channels=None, batches=Non
                 deadline_s=None, measure_memory: bool = True, progress: bool = True, seed: int = 0,
                 command: str | None = None) -> dict:
     """Run the scaling benchmark and return the result dictionary (what ``scaling`` writes
-    as JSON). Keyword arguments override the preset (``"full"``, ``"quick"``, ``"tiny"``);
+    as JSON). Keyword arguments override the preset (one of :data:`PRESETS`: ``"full"``,
+    ``"quick"``, ``"tiny"``, ``"gpu"``, ``"gpu_tiny"``);
     ``passes`` (or its former name ``modes``) selects ``"fwd"`` and/or ``"fwd+bwd"``. ``series``
     may name registered mixers too (timed with their record's ``grid_kw``). ``sessions``: how
-    many independent repeats of the whole run (preset: 3, ``tiny`` 1); ``goal_configs``: extra
+    many independent repeats of the whole run (presets ``full``, ``quick``, ``gpu``: 3; ``tiny``,
+    ``gpu_tiny``: 1); ``goal_configs``: extra
     configurations for the goals (see :data:`PRESETS`; ``[]`` for none, and none by default when
     grids, channels, batches or passes are given). ``precisions``: ``"fp32"`` and/or ``"bf16"``
     (autocast; presets ``gpu``, ``gpu_tiny``: both, else fp32). ``deadline_s``: no configuration
