@@ -1,7 +1,9 @@
 """A tiny ViT-style backbone with a pluggable token mixer.
 
-Explained in the chapter "Tokens and mixing" (patches, position embedding, blocks)
-and used by the chapters on inpainting, ablations and resolution.
+Patches and the patch embedding are explained in the chapter "Tokens and mixing"; the
+network itself (position embedding, pre-norm blocks) is described in "Inpainting with
+different token mixers" and used there and in the chapters on ablations (through
+:mod:`afno_lite.train`), resolution and PDEs, and classification and segmentation.
 
 Data flow for an image ``x[B, C_in, H, W]`` with patch size ``p`` and token grid
 ``h = H/p``, ``w = W/p``::
