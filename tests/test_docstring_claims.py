@@ -1,0 +1,171 @@
+"""Claims made in the library's docstrings and comments, checked where they are cheap to check.
+
+Each test names the docstring it guards; a test fails when the sentence it guards stops being
+true (of this code or of the installed torch).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+import afno_lite
+from afno_lite import mixer
+from afno_lite._checks import MixerConfigError, MixerInputError, check_image
+from afno_lite.compat import NvidiaWeightsError, nvidia_afno2d_forward, nvidia_layer_forward
+from afno_lite.complexity import flops
+from afno_lite.fast import FastAFNO, compiled
+from afno_lite.mixers import AFNO
+from afno_lite.models import TokenMixerNet
+from afno_lite.spectral import frequency_grid, hard_threshold_to_fraction, nvidia_kept_mode_mask
+
+
+def _flop_count(fn) -> int:
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        fn()
+    return counter.get_total_flops()
+
+
+# --------------------------------------------------------------------------- spectral
+@pytest.mark.parametrize("H", range(1, 13))
+def test_row_frequencies_as_the_conventions_say(H):
+    """spectral module docstring: ``k_H = r`` for ``r < H/2`` and ``r - H`` for ``r >= H/2``."""
+    kh, _ = frequency_grid(H, 4)
+    assert kh.flatten().tolist() == [r if r < H / 2 else r - H for r in range(H)]
+
+
+def test_nvidia_drops_columns_exactly_when_w_half_exceeds_h_half():
+    """spectral.nvidia_kept_mode_mask and compat: at keep_fraction = 1 NVIDIA's slicing drops
+    columns iff ``W//2 > H//2`` (``W > H`` except ``W = H + 1`` for even ``H``)."""
+    for H in range(2, 17):
+        for W in range(2, 17):
+            drops = not bool(nvidia_kept_mode_mask(H, W, 1.0).all())
+            assert drops == (W // 2 > H // 2), (H, W)
+            assert drops == (W > H and not (H % 2 == 0 and W == H + 1)), (H, W)
+
+
+def test_hard_threshold_to_fraction_keeps_round_keep_times_numel():
+    """spectral.hard_threshold_to_fraction: keeps ``round(keep * numel)`` entries of largest |z|."""
+    z = torch.tensor([0.1, -3.0, 2.0, 0.5, -1.0, 4.0, 0.0])
+    out = hard_threshold_to_fraction(z, 0.4)                     # round(2.8) = 3
+    assert torch.equal(out, torch.tensor([0.0, -3.0, 2.0, 0.0, 0.0, 4.0, 0.0]))
+
+
+# --------------------------------------------------------------------------- compat
+@pytest.mark.parametrize("grid, same", [((8, 8), True), ((12, 8), True), ((8, 9), True),
+                                        ((7, 8), False), ((8, 16), False)])
+def test_reference_equals_afno_exactly_when_w_half_at_most_h_half(grid, same):
+    """compat module docstring: at keep_fraction = 1 the reference forward equals AFNO to float32
+    rounding whenever ``W//2 <= H//2`` (CPU FFTs), and differs otherwise."""
+    torch.manual_seed(0)
+    m = AFNO(32, num_blocks=4)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.2)
+    x = torch.randn(2, *grid, 32)
+    with torch.no_grad():
+        diff = float((nvidia_layer_forward(m, x) - m(x)).abs().max())
+    assert (diff < 1e-5) == same, diff
+
+
+# --------------------------------------------------------------------------- complexity
+def test_flop_counter_facts_the_convention_rests_on():
+    """complexity module docstring, the three facts measured with torch on CPU."""
+    a, b = torch.randn(3, 4, 5), torch.randn(3, 5, 6)
+    real = _flop_count(lambda: torch.bmm(a, b))
+    assert real == 2 * 3 * 4 * 5 * 6
+    assert _flop_count(lambda: torch.bmm(a.cfloat(), b.cfloat())) == real   # complex = real
+    q = torch.randn(1, 2, 64, 8)
+    assert _flop_count(lambda: F.scaled_dot_product_attention(q, q, q)) == 0  # fused CPU kernel
+    t, w = torch.randn(5, 7, 8, 1), torch.randn(8, 1, 3)
+    assert _flop_count(lambda: torch.einsum("...bi,bio->...bo", t, w)) == 0   # contracted size 1
+
+
+@pytest.mark.parametrize("name, kw, factor", [("afno", {"num_blocks": 4}, 1),
+                                              ("afno_fast", {"num_blocks": 4}, 4),
+                                              ("fno", {"modes": (2, 2)}, 4)])
+def test_matmul_real_is_four_times_matmul_for_the_complex_products(name, kw, factor):
+    """complexity module docstring: ``matmul_real`` is ``4 * matmul`` for the FNO's complex
+    einsum and afno_fast's complex baddbmm, ``matmul`` for AFNO's real einsums."""
+    f = flops(name, 16, (8, 8), **kw)
+    assert f["matmul_real"] == factor * f["matmul"] > 0
+
+
+# --------------------------------------------------------------------------- fast
+def test_autocast_leaves_complex_matmuls_in_complex64():
+    """fast module docstring: autocast does not touch complex tensors, so a complex baddbmm
+    stays complex64 under CPU autocast (while a real bmm goes to bfloat16)."""
+    a = torch.randn(2, 3, 4, dtype=torch.cfloat)
+    b = torch.randn(2, 4, 5, dtype=torch.cfloat)
+    c = torch.randn(2, 3, 1, dtype=torch.cfloat)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.baddbmm(c, a, b).dtype == torch.complex64
+        assert torch.bmm(a.real.contiguous(), b.real.contiguous()).dtype == torch.bfloat16
+
+
+def test_compiled_raises_the_recompile_limit_to_64_and_never_lowers_it():
+    """fast.compiled: dynamo's recompile_limit (default 8) is raised to 64 when lower."""
+    import torch._dynamo.config as dcfg
+
+    old = dcfg.recompile_limit
+    try:
+        dcfg.recompile_limit = 8
+        compiled(FastAFNO(16, num_blocks=4))        # compiles lazily: nothing runs here
+        assert dcfg.recompile_limit == 64
+        dcfg.recompile_limit = 100
+        compiled(FastAFNO(16, num_blocks=4))
+        assert dcfg.recompile_limit == 100
+    finally:
+        dcfg.recompile_limit = old
+
+
+# --------------------------------------------------------------------------- models, registry
+def test_fno_network_needs_twice_its_modes_in_tokens():
+    """models.TokenMixerNet, img_size: an fno mixer needs at least 2*m_h x 2*m_w tokens."""
+    net = TokenMixerNet("fno", img_size=36, patch_size=4, in_chans=1, embed_dim=8, depth=1)
+    assert net.mixer_kw["modes"] == (4, 4)                       # 9x9 tokens
+    assert net(torch.randn(1, 1, 32, 32)).shape == (1, 1, 32, 32)   # 8x8 tokens: 8 >= 2*4
+    with pytest.raises(MixerInputError):
+        net(torch.randn(1, 1, 28, 28))                           # 7x7 tokens: 7 < 2*4
+
+
+def test_identity_is_built_by_name():
+    """registry.mixer: the baseline ``identity`` is built by name like the mixers."""
+    x = torch.randn(1, 4, 4, 8)
+    assert torch.equal(mixer("identity", 8)(x), x)
+    assert "identity" not in afno_lite.MIXERS
+
+
+# --------------------------------------------------------------------------- _checks
+def test_the_listed_departures_from_the_exception_rule():
+    """_checks module docstring: the known departures from the exception-type rule."""
+    with pytest.raises(MixerConfigError):
+        check_image([[0.0, 1.0], [1.0, 0.0]])
+    with pytest.raises(MixerConfigError):
+        check_image(torch.ones(4, 4, dtype=torch.long))
+    x64 = torch.randn(1, 4, 4, 8, dtype=torch.float64)
+    with pytest.raises(MixerInputError):
+        mixer("attention", 8, num_heads=2)(x64)
+    net = TokenMixerNet("attention", img_size=8, patch_size=2, in_chans=1, embed_dim=8, depth=1,
+                        mixer_kw={"num_heads": 2})
+    with pytest.raises(TypeError):
+        net(torch.randn(1, 1, 8, 8, dtype=torch.float64))
+    w = AFNO(8, num_blocks=2)
+    with pytest.raises(NvidiaWeightsError):
+        nvidia_afno2d_forward([1.0], w.w1, w.b1, w.w2, w.b2, num_blocks=2)
+
+
+# --------------------------------------------------------------------------- bench.stepcost
+def test_fused_attention_memory_grows_linearly_in_the_tokens():
+    """bench.stepcost: a fused attention kernel keeps attention's memory linear in the tokens
+    (forward + backward on CPU)."""
+    from afno_lite.bench import peak_memory_bytes
+
+    m = mixer("attention", 16, num_heads=2)
+    peaks = []
+    for side in (16, 32):
+        x = torch.randn(1, side, side, 16, requires_grad=True)
+        peaks.append(peak_memory_bytes(lambda x=x: m(x).sum().backward()))
+    assert peaks[1] / peaks[0] < 6          # 4x the tokens: linear ~4, quadratic ~16
