@@ -3,9 +3,11 @@
 For every mixer it measures the largest CPU-vs-GPU output difference (relative to the CPU
 output's largest entry, float32) at ``B = 2, 128 x 128, C = 256`` and at ``9 x 15``, once with
 the explicit Hermitian projection of the self-conjugate columns removed ("before") and once as
-the library ships it ("after"); then one training epoch of ``afno`` and ``afno_fast`` on the GPU
-(amp none and bf16) and a one-process ``torchrun`` with nccl. Device name and versions are
-recorded with the figures.
+the library ships it ("after"); the same for the FFT library alone (``irfft2`` of a random
+half-spectrum, raw and projected, against the CPU in float64); then two training epochs of
+``afno`` and ``afno_fast`` on the GPU (amp none and bf16; the first epoch includes warm-up, both
+times are kept) and a one-process ``torchrun`` with nccl. Device name and versions are recorded
+with the figures.
 
     PYTHONPATH=. python tests/gpu_check.py --out notebooks/results            # on a GPU machine
     PYTHONPATH=. python tests/gpu_check.py --device cpu --tiny --out /tmp/x   # dry run anywhere
@@ -73,6 +75,23 @@ def max_rel_diff(name: str, B: int, H: int, W: int, C: int, device: torch.device
     return out
 
 
+@torch.no_grad()
+def irfft2_vs_cpu(device: torch.device, tiny: bool) -> dict:
+    """The FFT library alone: ``irfft2`` of a random (non-Hermitian) half-spectrum on ``device``
+    in float32 against the CPU in float64, as it is and with the self-conjugate columns
+    projected first (relative to the largest entry of the CPU result)."""
+    from afno_lite.spectral import hermitian_project
+    B, H, W, C = (2, 16, 16, 8) if tiny else (2, 128, 128, 256)
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(B, H, W // 2 + 1, C, dtype=torch.complex128, generator=g)
+    out = {"shape": [B, H, W // 2 + 1, C]}
+    for label, Z in (("raw", X), ("projected", hermitian_project(X, W, dims=(1, 2)))):
+        ref = torch.fft.irfft2(Z, s=(H, W), dim=(1, 2), norm="ortho")
+        got = torch.fft.irfft2(Z.to(torch.complex64).to(device), s=(H, W), dim=(1, 2), norm="ortho")
+        out[label] = float((got.cpu().double() - ref).abs().max() / ref.abs().max())
+    return out
+
+
 def epoch_times(device: torch.device, tiny: bool) -> dict:
     res = {}
     size = 32 if tiny else 64
@@ -108,6 +127,16 @@ def torchrun_one_process(device: torch.device) -> dict:
     return res
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda", help="device to compare with the CPU (default cuda)")
@@ -128,13 +157,14 @@ def main(argv=None) -> int:
             print(f"{name:17s} B={B} {H}x{W} C={C}: before {d['before']:.2e}  after {d['after']:.2e}", flush=True)
     report = {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "python": platform.python_version(),
         "tiny": a.tiny,
         "tolerance_rel": 1e-4,
         "max_rel_diff_cpu_vs_device": diffs,
+        "irfft2_vs_cpu_float64": irfft2_vs_cpu(device, a.tiny),
         "epochs": epoch_times(device, a.tiny),
         "torchrun_1proc": torchrun_one_process(device),
         "command": "python tests/gpu_check.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -143,7 +173,8 @@ def main(argv=None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: report[k] for k in ("device_name", "torch", "cuda", "torchrun_1proc", "epochs")}, indent=1))
+    keys = ("device_name", "torch", "cuda", "irfft2_vs_cpu_float64", "torchrun_1proc", "epochs")
+    print(json.dumps({k: report[k] for k in keys}, indent=1))
     return 0
 
 

@@ -351,3 +351,17 @@ def test_default_device_is_indexed_when_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     d = afno_lite.default_device()
     assert d.type == "cuda" and d.index == 0
+
+
+# --------------------------------------------------------------------------- the GPU check, on the CPU
+def test_gpu_check_measures_run_on_the_cpu():
+    """``tests/gpu_check.py`` (run on a GPU by ``tests/gpu_check.sh``) works end to end on the
+    CPU: there the FFT library takes the Hermitian part, so the raw and the projected inverse
+    agree with float64 to float32 rounding, and a mixer on "both devices" agrees exactly."""
+    import gpu_check  # tests/ is on sys.path, as for tests/test_cuda.py
+
+    cpu = torch.device("cpu")
+    fft = gpu_check.irfft2_vs_cpu(cpu, tiny=True)
+    assert fft["raw"] < 1e-6 and fft["projected"] < 1e-6
+    d = gpu_check.max_rel_diff("afno_fast", 2, 9, 15, 16, cpu)
+    assert d["before"] == d["after"] == 0.0 and d["max_abs_y"] > 0
