@@ -109,10 +109,11 @@ Method
   not counted.
 * **Threads on a busy machine**: with several threads every parallel region waits for its
   slowest thread, and a thread that loses its core to another program stalls the whole call;
-  on a machine shared with other work, timings with 2 threads then lose all meaning (measured
-  on a shared 2-core machine, load average 2-4, torch 2.13.0+cpu: the medians of ``--tiny``
-  were 0.04-4.3 ms per call on one thread and 34-850 ms on two). Pass ``--threads 1`` there (the JSON
-  records the thread count and the load average).
+  on a machine shared with other work, small calls with 2 threads can then take 10-1000x as
+  long as on one (measured on a shared 2-core machine, load average 2-4, torch 2.13.0+cpu:
+  the ``--tiny`` medians were 0.04-4.3 ms per call on one thread, 34-850 ms on two, 28-1,200x
+  per row). Pass ``--threads 1`` there (the JSON records the thread count and the load
+  average).
 * **Budgets**: before a configuration runs, each series' time per call is predicted from
   its previous grid (``t * (N/N_prev)^p``, ``p = max(g, 1.2)`` with ``g`` the ``growth`` of
   the mixer's record: 2 for attention); its memory is checked twice, as its parameters (and
