@@ -232,7 +232,7 @@ def _format_cpu_goals(g: dict) -> list[str]:
         if v.get("excluded"):
             left = "; ".join(f"{lab} N={', '.join(map(str, Ns))}" for lab, Ns in v["excluded"].items())
             L.append(f"    (left out: {left}. {v['excluded_why']})")
-        L.append(f"    goal <= {v['limit']} at every N >= {v['n_min']} with W <= H, B=1 and 8: {_met(v)}")
+        L.append(f"    goal <= {v['limit']} at every N >= {v['n_min']} with W//2 <= H//2, B=1 and 8: {_met(v)}")
     f = g["vs_fft_floor"]
     if not f["B1"] and not f["B8"]:
         L.append("  fast AFNO / FFT floor at N >= 4096: " + na)

@@ -210,7 +210,8 @@ _STAND_IN_NOTE = ("physicsnemo not importable: baseline is the NVIDIA-style stan
 
 
 #: Why some grids do not enter the NVIDIA goals: there NVIDIA's layer is another function.
-NOT_COMPARABLE = ("W > H: NVIDIA's AFNO2DLayer keeps only the rfft columns k_W <= H/2 there, so its block MLP "
+NOT_COMPARABLE = ("W//2 > H//2 (W > H, except W = H+1 for even H): NVIDIA's AFNO2DLayer keeps only the rfft "
+                  "columns k_W <= H/2 there, so its block MLP "
                   "does less work than the fast AFNO's (different outputs); not a like-for-like ratio")
 
 
@@ -290,7 +291,7 @@ def _cpu_goals(result: dict) -> dict:
     present = {r["series"] for r in result["results"]}
     nv = next((s for s in NVIDIA_SERIES if s in present), None)
     g = {"baseline": nv and SERIES[nv].label, "series": nv, "limit": 0.5, "n_min": 1024,
-         "goal": "fast AFNO / NVIDIA AFNO layer <= 0.5 at every N >= 1024 with W <= H, B=1 and B=8 (C=256, "
+         "goal": "fast AFNO / NVIDIA AFNO layer <= 0.5 at every N >= 1024 with W//2 <= H//2, B=1 and B=8 (C=256, "
                  "fwd+bwd); met on the median of the per-session ratios"}
     if nv == "afno_nvidia_style":
         g["note"] = _STAND_IN_NOTE
