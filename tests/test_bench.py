@@ -47,12 +47,27 @@ def test_tiny_run_from_the_command_line_writes_json_png_and_table(tmp_path):
         assert r["sessions_ms"] == [r["median_ms"]] and r["spread"] == pytest.approx(r["p90_ms"] / r["p10_ms"])
         assert isinstance(r["unstable"], bool)
         assert r["repeats"] >= bench.PRESETS["tiny"]["min_repeats"] and r["peak_bytes"] >= 0
+        assert isinstance(r["minor_faults"], int) and r["minor_faults"] >= 0
+    # which code was timed: the commit, whether afno_lite had uncommitted changes, and its hash
+    from afno_lite.train.provenance import code_hash
+    assert data["code"]["code_hash"] == code_hash()
+    assert data["code"]["git_commit"] == "unknown" or len(data["code"]["git_commit"]) == 40
+    assert data["code"]["git_dirty"] in (True, False, None)
     # a mixer's forward + backward holds more tensors than its forward alone
     peak = {(r["series"], r["mode"], r["N"]): r["peak_bytes"] for r in data["results"]}
     assert peak[("afno_fast", "fwd+bwd", 256)] > peak[("afno_fast", "fwd", 256)] > 0
     assert (tmp_path / "bench_scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "median ms per call" in proc.stdout and "Goals" in proc.stdout
     assert "afno_fast" in proc.stdout
+
+
+def test_minor_faults_count_memory_taken_fresh_from_the_system():
+    """64 MB is above glibc's largest mmap threshold (32 MB): each such tensor is mapped fresh
+    and every 4 kB page it writes is one minor fault; a call that allocates nothing has none."""
+    big = bench.series.minor_faults(lambda: torch.empty(2**24).fill_(1.0))
+    assert big >= 2**24 * 4 // 4096 // 2          # at least half of the 16,384 pages
+    y = torch.empty(2**16)
+    assert bench.series.minor_faults(lambda: y.fill_(2.0)) < 64
 
 
 def test_budgets_skip_and_say_why():

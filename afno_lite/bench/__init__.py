@@ -107,6 +107,15 @@ Method
   (activations, saved tensors, temporaries, gradients) -- inputs and parameters that
   existed before the call and scratch space inside kernels (FFT plans, BLAS buffers) are
   not counted.
+* **Page faults**: one more untimed call per row counts the process's minor page faults
+  (``minor_faults``): memory the call took fresh from the operating system. glibc serves an
+  allocation above its mmap threshold (128 kB at first, raised automatically to at most
+  32 MB) with a fresh mapping that it returns on free, so a call whose tensors exceed 32 MB
+  pays one fault per 4 kB page it writes, on every call; what a fault costs depends on the
+  machine (more in a virtual machine), one reason why large CPU rows differ between machines.
+* **Provenance**: ``code`` records the git commit, whether ``afno_lite/`` had uncommitted
+  changes and the hash of its source (:func:`afno_lite.train.provenance.code_hash`): which
+  code was timed.
 * **Threads on a busy machine**: with several threads every parallel region waits for its
   slowest thread, and a thread that loses its core to another program stalls the whole call;
   on a machine shared with other work, small calls with 2 threads can then take 10-1000x as

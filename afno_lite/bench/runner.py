@@ -18,6 +18,7 @@ import time
 import torch
 
 from ..timing import call_seconds, interleaved_seconds, quantile
+from ..train.provenance import code_hash, git_commit, git_dirty
 from .machine import machine_info
 from .series import (
     COMPILED,
@@ -27,6 +28,7 @@ from .series import (
     SERIES,
     build,
     growth,
+    minor_faults,
     param_count,
     peak_memory_bytes,
     physicsnemo_layer_cls,
@@ -295,12 +297,13 @@ def _run_config(cfg, series, key, state, device, measure_memory, seed, gen, sess
         if not active:
             return len(series)
         run = state["runs"][key] = dict(base=base, active=list(active), times={n: [] for n in active},
-                                        spreads={n: [] for n in active}, remeasured=0, peak={},
+                                        spreads={n: [] for n in active}, remeasured=0, peak={}, faults={},
                                         first_call={n: first_call[n] for n in active})
         for name in active:
             # a compiled series: a CUDA graph's memory lives in its pool, allocated when recorded
             run["peak"][name] = (peak_memory_bytes(calls[name], device)
                                  if measure_memory and name not in COMPILED else None)
+            run["faults"][name] = minor_faults(calls[name]) if measure_memory else None
             ts = sorted(times[name])
             # what the budgets of the next grid are predicted from
             last[name] = dict(N=H * W, median_ms=statistics.median(ts) * 1e3, min_ms=ts[0] * 1e3,
@@ -333,7 +336,8 @@ def _result_rows(state) -> list[dict]:
                              session_spreads=[round(v, 3) for v in run["spreads"][name]],
                              remeasured=run["remeasured"],
                              unstable=any(v > SPREAD_LIMIT for v in run["spreads"][name]),
-                             first_call_s=round(run["first_call"][name], 6)))
+                             first_call_s=round(run["first_call"][name], 6),
+                             minor_faults=run["faults"].get(name)))
     return rows
 
 
@@ -370,6 +374,9 @@ def _document(preset, cfg, series, state, info, device, command, t_start) -> dic
             "memory": ("torch.cuda.max_memory_allocated minus memory in use before the call" if device.type == "cuda"
                        else "peak of live tensor storages created by operators during one call, tracked with a "
                             "TorchDispatchMode (inputs, parameters and kernel-internal workspaces excluded)"),
+            "minor_faults": "page faults of the process (getrusage ru_minflt) during one untimed call after the "
+                            "timed ones, first session: memory the call had to take fresh from the operating "
+                            "system (None with --no-memory or where getrusage is missing)",
             "fwd+bwd": "y = f(x); y.backward(g) with x.requires_grad; gradients reset to None before each call",
             "precision": "fp32: float32 throughout; bf16: the forward pass under torch.autocast(device, "
                          "dtype=torch.bfloat16), the backward pass outside it (g cast to the output dtype); rows "
@@ -382,6 +389,7 @@ def _document(preset, cfg, series, state, info, device, command, t_start) -> dic
             "mixers": "built with check_finite=False",
         },
         "series": {n: {"label": series_for(n).label, "description": series_for(n).description} for n in series},
+        "code": {"git_commit": git_commit(), "git_dirty": git_dirty(), "code_hash": code_hash()},
         "results": state["results"], "skipped": state["skipped"], "deadline": state["deadline"],
         "elapsed_s": round(time.perf_counter() - t_start, 2),
     }

@@ -20,7 +20,7 @@ from .. import complexity
 from ..registry import SPECS, mixer, spec
 from ..spectral import kept_mode_cutoffs
 
-__all__ = ["SCHEMA", "PASSES", "PRECISIONS", "Series", "SERIES", "COMPILED", "series_for", "build",
+__all__ = ["SCHEMA", "PASSES", "PRECISIONS", "Series", "SERIES", "COMPILED", "series_for", "build", "minor_faults",
            "param_count", "growth", "peak_memory_bytes", "physicsnemo_layer_cls"]
 
 
@@ -206,6 +206,20 @@ class _LiveTensorBytes:
 
     def _free(self, key) -> None:
         self.current -= self.live.pop(key, 0)
+
+
+def minor_faults(fn) -> int | None:
+    """Minor page faults of this process while ``fn()`` runs (``getrusage``'s ``ru_minflt``):
+    pages the call touched for the first time, i.e. memory the allocator had to take fresh from
+    the operating system (each one costs a trap and a zeroed page). ``None`` where the
+    ``resource`` module is missing (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    fn()
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 def peak_memory_bytes(fn, device=None) -> int:
