@@ -33,7 +33,7 @@ def test_tiny_run_from_the_command_line_writes_json_png_and_table(tmp_path):
     assert TOP_KEYS <= set(data)
     assert data["schema"] == bench.SCHEMA and data["preset"] == "tiny"
     assert data["torch"] == torch.__version__ and data["threads"] >= 1
-    assert {"cpu", "cpu_count", "platform", "load_average_start"} <= set(data["machine"])
+    assert {"cpu", "cpu_count", "platform", "load_average_start", "libc", "allocator_env"} <= set(data["machine"])
     assert "scaling --tiny" in data["command"]
     assert set(data["series"]) == set(series)
     # every (series, mode, grid) of the tiny preset is measured exactly once (nothing skipped with this budget)

@@ -15,8 +15,9 @@ __all__ = ["machine_info"]
 
 
 def machine_info(device) -> dict:
-    """What a result file records about the machine: platform, CPU, threads, load average,
-    and on CUDA the device name, memory, capability, cuDNN and whether flash attention is on."""
+    """What a result file records about the machine: platform, CPU, threads, load average, the
+    C library and the environment variables that change its allocator, and on CUDA the device
+    name, memory, capability, cuDNN and whether flash attention is on."""
     cpu = platform.processor() or ""
     try:
         with open("/proc/cpuinfo") as fh:
@@ -33,6 +34,10 @@ def machine_info(device) -> dict:
         info["load_average_start"] = [round(v, 2) for v in os.getloadavg()]
     except OSError:
         pass
+    # the memory allocator decides how often large tensors fault in fresh pages (see minor_faults)
+    info["allocator_env"] = {k: v for k, v in os.environ.items()
+                             if k.startswith("MALLOC_") or k in ("LD_PRELOAD", "GLIBC_TUNABLES")}
+    info["libc"] = "-".join(platform.libc_ver()) or None
     info["cuda"] = torch.version.cuda
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
