@@ -45,10 +45,17 @@ __all__ = [
 
 
 def seed_everything(seed: int = 0) -> None:
-    """Seed Python, NumPy (if present) and torch."""
+    """Seed Python, NumPy (if present) and torch with an integer in ``[0, 2**32)`` (NumPy's range;
+    anything else is a :class:`MixerConfigError` before any generator is touched)."""
     import random
 
     import torch
+
+    from ._checks import check_nonnegative_int
+
+    seed = check_nonnegative_int(seed, "seed")
+    if seed >= 2**32:
+        raise MixerConfigError(f"seed must be an integer in [0, 2**32), got {seed!r}")
 
     random.seed(seed)
     torch.manual_seed(seed)

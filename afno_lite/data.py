@@ -8,19 +8,21 @@ patches, Navier-Stokes pairs from :mod:`afno_lite.pde`) from chapter "Inpainting
 from __future__ import annotations
 
 import gzip
+import math
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._checks import MixerConfigError, check_fraction_open, check_positive_int
+from ._checks import MixerConfigError, check_fraction_open, check_grid, check_positive_int
 
 __all__ = ["IMAGES", "load_image", "synthetic_field", "image_crops", "patch_mask", "inpainting_data", "pde_data"]
 
 # name -> file in matplotlib's mpl-data/sample_data
 IMAGES = {
-    "grace_hopper": "grace_hopper.jpg",   # 600x512 RGB photograph
+    "grace_hopper": "grace_hopper.jpg",   # RGB photograph, 600 rows x 512 columns
     "mri": "s1045.ima.gz",                # 256x256 16-bit MRI slice
     "topography": "jacksboro_fault_dem.npz",  # digital elevation model
 }
@@ -56,8 +58,12 @@ def load_image(name: str = "grace_hopper", size: int | tuple[int, int] | None = 
     ``size`` resizes (area interpolation, after a centre square crop when ``size`` is an int);
     ``None`` keeps the original resolution.
     """
-    if name not in IMAGES:
+    if not isinstance(name, str) or name not in IMAGES:
         raise MixerConfigError(f"name must be one of {sorted(IMAGES)}, got {name!r}")
+    if size is not None and not isinstance(size, (tuple, list)):
+        size = check_positive_int(size, "size", "a positive int, a pair (H, W) of them or None")
+    elif size is not None:
+        size = check_grid(size, "size")
     a = torch.from_numpy(np.ascontiguousarray(_load_raw(name)))
     if a.dim() == 2:
         a = a[..., None]
@@ -65,8 +71,6 @@ def load_image(name: str = "grace_hopper", size: int | tuple[int, int] | None = 
         a = a[..., :3].mean(-1, keepdim=True) if a.shape[-1] >= 3 else a
     if size is not None:
         if isinstance(size, int):
-            if size < 1:
-                raise MixerConfigError(f"size must be a positive int or (H, W), got {size!r}")
             H, W = a.shape[:2]
             s = min(H, W)
             a = a[(H - s) // 2:(H - s) // 2 + s, (W - s) // 2:(W - s) // 2 + s]
@@ -81,8 +85,14 @@ def synthetic_field(H: int = 64, W: int = 64, slope: float = 3.0, seed: int = 0,
                     channels: int | None = None) -> torch.Tensor:
     """A Gaussian random field with power spectrum ``~ |k|^-slope`` (smooth for large slope),
     normalised to zero mean and unit variance. ``[H, W]`` or ``[H, W, channels]``."""
-    g = torch.Generator().manual_seed(seed)
-    C = channels or 1
+    H, W = check_positive_int(H, "H"), check_positive_int(W, "W")
+    if H * W < 2:
+        raise MixerConfigError(f"a field needs at least 2 grid points to normalise, got {H}x{W}")
+    if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not math.isfinite(slope):
+        raise MixerConfigError(f"slope must be a finite number, got {slope!r}")
+    C = 1 if channels is None else check_positive_int(channels, "channels",
+                                                       "a positive integer or None")
+    g = torch.Generator().manual_seed(_check_seed(seed))
     kh = torch.fft.fftfreq(H).view(H, 1) * H
     kw = torch.fft.rfftfreq(W).view(1, -1) * W
     k = torch.sqrt(kh**2 + kw**2)
@@ -108,6 +118,19 @@ MIN_CROP_STD = 0.02
 
 def _check_count(value, name: str) -> int:
     return check_positive_int(value, name)
+
+
+def _as_tuple(values):
+    """A non-string iterable as a tuple; anything else unchanged (for the error message)."""
+    if hasattr(values, "__iter__") and not isinstance(values, (str, bytes)):
+        return tuple(values)
+    return values
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise MixerConfigError(f"seed must be an integer, got {seed!r}")
+    return int(seed)
 
 
 _PYRAMID: dict = {}
@@ -139,7 +162,8 @@ def image_crops(n: int, size: int = 32, split: str = "train", seed: int = 0,
     by that factor first, so crops see structure at several scales), a random position and,
     with ``flips``, random horizontal/vertical flips. Train and test crops come from disjoint
     regions: the vertical band ``TEST_BAND`` of every image is reserved for ``split="test"``.
-    Crops flatter than ``MIN_CROP_STD`` (background) are redrawn (at most 100 times each).
+    Crops flatter than ``MIN_CROP_STD`` (background) are redrawn (at most 100 draws each; the
+    last draw is kept).
     A fraction ``procedural`` of the crops are instead random fields
     (:func:`synthetic_field`, spectral slope drawn in [1.5, 4], mapped to [0, 1]).
     """
@@ -147,10 +171,14 @@ def image_crops(n: int, size: int = 32, split: str = "train", seed: int = 0,
     size = _check_count(size, "size")
     if split not in ("train", "test"):
         raise MixerConfigError(f"split must be 'train' or 'test', got {split!r}")
-    names = tuple(names)
-    if not names or any(nm not in IMAGES for nm in names):
-        raise MixerConfigError(f"names must be a non-empty subset of {sorted(IMAGES)}, got {names!r}")
-    if not scales or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in scales):
+    seed = _check_seed(seed)
+    names, scales = _as_tuple(names), _as_tuple(scales)
+    if not isinstance(names, tuple) or not names or any(not isinstance(nm, str) or nm not in IMAGES
+                                                        for nm in names):
+        raise MixerConfigError(f"names must be a non-empty sequence of names from "
+                               f"{sorted(IMAGES)}, got {names!r}")
+    if not isinstance(scales, tuple) or not scales or any(
+            isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in scales):
         raise MixerConfigError(f"scales must be a non-empty sequence of positive integers, got {scales!r}")
     if isinstance(procedural, bool) or not isinstance(procedural, (int, float)) or not 0 <= procedural <= 1:
         raise MixerConfigError(f"procedural must be a fraction in [0, 1], got {procedural!r}")
@@ -192,15 +220,17 @@ def image_crops(n: int, size: int = 32, split: str = "train", seed: int = 0,
 
 def patch_mask(n: int, size: int = 32, patch: int = 4, ratio: float = 0.5, seed: int = 0) -> torch.Tensor:
     """Masks ``[n, 1, size, size]`` (1 = missing pixel) hiding exactly ``round(ratio * P)`` of the
-    ``P = (size/patch)^2`` non-overlapping ``patch x patch`` squares of every image, chosen at random
-    (MAE-style random patch masking)."""
+    ``P = (size/patch)^2`` non-overlapping ``patch x patch`` squares of every image (clipped to
+    ``[1, P - 1]``: at least one square hidden and one shown), chosen at random (MAE-style random
+    patch masking)."""
     n = _check_count(n, "n")
     size = _check_count(size, "size")
     patch = _check_count(patch, "patch")
-    if size % patch:
-        raise MixerConfigError(f"size={size} must be divisible by patch={patch}")
+    if size % patch or size == patch:
+        raise MixerConfigError(f"size={size} must be divisible by patch={patch} into at least "
+                               f"2 squares per side")
     check_fraction_open(ratio, "ratio")
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(_check_seed(seed))
     h = size // patch
     P = h * h
     k = max(1, min(P - 1, int(round(ratio * P))))
@@ -225,8 +255,8 @@ def inpainting_data(n: int, size: int = 32, patch: int = 4, ratio: float = 0.5, 
 
 
 def pde_data(n: int, grids=(32, 64), T: float = 1.0, nu: float = 1e-3, seed: int = 0, **kw) -> dict:
-    """Navier-Stokes pairs ``{N: (w(0) [n,1,N,N], w(T) [n,1,N,N])}`` solved on 64x64 and subsampled
-    (see :func:`afno_lite.pde.navier_stokes_pairs`)."""
+    """Navier-Stokes pairs ``{N: (w(0) [n,1,N,N], w(T) [n,1,N,N])}`` solved on the ``fine`` grid
+    (default 64x64) and subsampled (see :func:`afno_lite.pde.navier_stokes_pairs`)."""
     from .pde import navier_stokes_pairs
 
     return navier_stokes_pairs(_check_count(n, "n"), grids=grids, T=T, nu=nu, seed=seed, **kw)

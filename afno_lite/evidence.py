@@ -2,8 +2,8 @@
 
 The rule itself is written once in the book, in the section "How we measure" of the page
 "The paper's claims, and where this book stands" (``book/claims.md``, label
-``how-we-measure``). Every verdict sentence of chapters 8-11 and of that page is produced
-here, from the shipped ``notebooks/results/*.json``:
+``how-we-measure``). Every verdict sentence of chapters 8, 9, 10 and 12 and of that page is
+produced here, from the shipped ``notebooks/results/*.json``:
 
 * every setting runs at least 3 seeds (5 for headline comparisons); report mean +- std;
 * compare two settings by the paired difference (same seed, two settings) with a 95 %

@@ -67,8 +67,8 @@ PDE_BASE = dict(task="pde", embed_dim=32, depth=4, mlp_ratio=2.0, patch_size=1, 
                 epochs=6, batch_size=8, lr=3e-3, weight_decay=0.01, n_train=256, n_test=64, pde_T=1.0,
                 pde_nu=1e-3)
 
-#: What ``--fast`` (and the chapters' live runs under AFNO_FAST=1) change: a 32x32 image (8x8
-#: tokens), a few hundred samples, two epochs, two blocks.
+#: What ``--fast`` (and the chapters' live runs under AFNO_FAST=1) change: two epochs, depth 2,
+#: n_train of 64 to 448, 32x32 images for inpainting (8x8 tokens) and segmentation (16x16).
 FAST_OVERRIDES = {"inpainting": dict(epochs=2, img_size=32, n_train=320, n_val=64, n_test=64, depth=2),
                   "pde": dict(epochs=2, n_train=64, n_test=16, depth=2),
                   "classification": dict(epochs=2, n_train=448, n_val=64, n_test=128, depth=2),
@@ -113,9 +113,9 @@ SEEDS = (0, 1, 2)                  # every other setting: three
 LRS = (1e-3, 3e-3, 1e-2, 3e-2)
 SWEEP_SEED = 0
 #: Parameter-matched variants beside the defaults: ``name -> (mixer, mixer_kw, matched to)``.
-#: AFNO with one block has exactly attention's parameter count; FNO keeping 2x1 modes comes
-#: closest to GFN's, with 1.7x as many in the whole network (FNO's default keeps every mode
-#: and has 20x more).
+#: AFNO with one block has exactly attention's parameter count; no FNO matches GFN's: FNO
+#: keeping 2x1 modes (|k_x| <= 2, k_y <= 1) has 1.7x as many in the whole network (FNO's
+#: default keeps every mode and has 20x more).
 MATCHED = {"afno-k1": ("afno", {"sparsity_threshold": 0.01, "num_blocks": 1}, "attention"),
            "fno-m2x1": ("fno", {"modes": (2, 1)}, "gfn")}
 LAMBDAS = (0.0, 0.01, 0.03, 0.1)
@@ -143,7 +143,9 @@ SWEEP_OF = {"inpainting": "inpainting", "ablations": "inpainting", "classificati
 
 def _sweep(group: str) -> tuple:
     """``(base config, mixers, rates, score)`` of the learning-rate sweep of ``group``."""
-    if group == "classification":
+    if group not in SWEEP_OF:
+        raise ValueError(f"group must be one of {tuple(SWEEP_OF)} (a sweep's group), got {group!r}")
+    if SWEEP_OF[group] == "classification":
         return CLS_BASE, CLS_MIXERS, CLS_LRS, "val_top1"
     return INPAINTING_BASE, INPAINT_MIXERS, LRS, "val_psnr"
 
@@ -162,6 +164,8 @@ def _sweep_series(group: str) -> dict:
 
 def _check_lrs(lrs, group: str = "inpainting") -> dict:
     base, mixers, _, _ = _sweep(group)
+    if lrs is not None and not isinstance(lrs, dict):
+        raise TypeError(f"lrs: expected a dict {{mixer: learning rate}} or None, got {lrs!r}")
     lrs = {m: base["lr"] for m in mixers} if lrs is None else dict(lrs)
     missing = [m for m in mixers if m not in lrs]
     if missing:
@@ -343,7 +347,7 @@ _TRAINED: set = set()   # run keys trained or reused in this process (see --fres
 def _costs(group: str, fast: bool) -> dict:
     """Segmentation: time and peak memory of one training step (batch 1) per setting of
     :data:`COST_SETTINGS` on the grids :data:`COST_GRIDS` (:mod:`afno_lite.bench.stepcost`),
-    measured in this process with every thread after the trainings have finished."""
+    measured in this process on one thread (as the trainings run) after they have finished."""
     if group != "segmentation":
         return {}
     import torch
@@ -424,12 +428,12 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
     """Train (or reuse) every run of ``group`` and write ``<out_dir>/<group>.json``."""
     if group not in GROUPS:
         raise ValueError(f"group must be one of {GROUPS} or 'all', got {group!r}")
+    from .train.provenance import code_hash, folder, git_commit, git_dirty, write_json
+
     run_root = Path(run_root or _run_root(fast))
-    out_dir = Path(out_dir or (run_root if fast else results_dir()))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = folder(out_dir or (run_root if fast else results_dir()), "out_dir")
     os.environ.setdefault("AFNO_DATA_CACHE", str(run_root / "data_cache"))
     command = f"python -m afno_lite.experiments {group}" + (" --fast" if fast else "")
-    from .train.provenance import code_hash, git_commit, git_dirty, write_json
 
     commit, dirty, code = git_commit(), git_dirty(), code_hash()
     t0 = time.perf_counter()
@@ -464,14 +468,23 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m afno_lite.experiments", description=__doc__.split("\n\n")[0])
-    ap.add_argument("group", choices=(*GROUPS, "all"))
+    ap.add_argument("group", choices=(*GROUPS, "all"), help="the group to run; all: every group")
     ap.add_argument("--fast", action="store_true", help="smoke-test sizes; writes to runs/experiments_fast/")
-    ap.add_argument("--jobs", type=int, default=2, help="trainings in parallel (one thread each)")
+    ap.add_argument("--jobs", type=int, default=2, help="trainings in parallel, one thread each")
     ap.add_argument("--fresh", action="store_true", help="retrain even when a run folder holds matching results")
-    ap.add_argument("--out-dir", default=None, help="where the <group>.json files go")
+    ap.add_argument("--out-dir", default=None, help="where the <group>.json files go "
+                    "(default notebooks/results/, with --fast runs/experiments_fast/)")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         print("error: --jobs must be >= 1", file=sys.stderr)
+        return 2
+    from .train.provenance import folder
+
+    try:
+        if args.out_dir:
+            folder(args.out_dir, "--out-dir")
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     groups = SHIPPED if args.group == "all" else (args.group,)
     t0 = time.perf_counter()

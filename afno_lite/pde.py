@@ -32,10 +32,18 @@ from __future__ import annotations
 
 import functools
 import math
+from numbers import Integral, Real
 
 import torch
 
-from ._checks import MixerConfigError, check_nonnegative, check_nonnegative_int, check_positive, check_positive_int
+from ._checks import (
+    MixerConfigError,
+    check_nonnegative,
+    check_nonnegative_int,
+    check_positive,
+    check_positive_int,
+    check_tensor,
+)
 
 __all__ = [
     "grid_coordinates", "wavenumbers", "kolmogorov_forcing", "gaussian_random_field",
@@ -86,6 +94,9 @@ def _dealias_mask(N: int) -> torch.Tensor:
 def kolmogorov_forcing(N: int, amplitude: float = 0.1, dtype=torch.float64) -> torch.Tensor:
     """``f(x, y) = amplitude * (sin 2 pi (x+y) + cos 2 pi (x+y))`` on the ``N x N`` grid."""
     x, y = grid_coordinates(N, dtype)
+    if isinstance(amplitude, bool) or not isinstance(amplitude, Real) or not math.isfinite(
+            amplitude):
+        raise MixerConfigError(f"amplitude must be a finite number, got {amplitude!r}")
     return amplitude * (torch.sin(TWO_PI * (x + y)) + torch.cos(TWO_PI * (x + y)))
 
 
@@ -104,6 +115,10 @@ def gaussian_random_field(n: int, N: int, alpha: float = 2.5, tau: float = 7.0, 
     if std is not None and (isinstance(std, bool) or not isinstance(std, (int, float)) or not std > 0):
         raise MixerConfigError(f"std must be a positive number or None, got {std!r}")
     check_positive_int(n, "n")
+    check_positive(alpha, "alpha")
+    check_positive(tau, "tau")
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise MixerConfigError(f"seed must be an integer, got {seed!r}")
     N = _check_grid_size(N)
     M = 256
     if N > M:
@@ -191,13 +206,23 @@ def _spectral_derivative(f: torch.Tensor, axis: str) -> torch.Tensor:
     return torch.fft.irfft2(1j * k * F, s=(N, N)).to(f.dtype)
 
 
+def _check_pair(u, v) -> None:
+    check_tensor(u, "u")
+    check_tensor(v, "v")
+    if u.shape != v.shape:
+        raise MixerConfigError(f"u and v must have the same shape, got {tuple(u.shape)} and "
+                               f"{tuple(v.shape)}")
+
+
 def divergence(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Spectral ``d_x u + d_y v``."""
+    _check_pair(u, v)
     return _spectral_derivative(u, "x") + _spectral_derivative(v, "y")
 
 
 def curl(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Spectral ``d_x v - d_y u`` (the vorticity of ``(u, v)``)."""
+    _check_pair(u, v)
     return _spectral_derivative(v, "x") - _spectral_derivative(u, "y")
 
 
@@ -218,6 +243,8 @@ def navier_stokes(w0: torch.Tensor, T: float, nu: float = 1e-3, dt: float = 1e-2
     The computation runs in float64; the result has the dtype of ``w0``.
     """
     N = _check_field(w0, "w0")
+    if not torch.isfinite(w0).all():
+        raise MixerConfigError("w0 contains NaN or Inf values; the solver needs a finite field")
     for name, val in (("T", T), ("dt", dt)):
         check_positive(val, name)
     check_nonnegative(nu, "nu")                         # nu = 0: inviscid (Euler)
@@ -265,6 +292,7 @@ def navier_stokes(w0: torch.Tensor, T: float, nu: float = 1e-3, dt: float = 1e-2
 def subsample(w: torch.Tensor, factor: int) -> torch.Tensor:
     """Every ``factor``-th grid point in both directions (the coarse grid is a subset of the fine one)."""
     check_positive_int(factor, "factor")
+    check_tensor(w, "w")
     if w.shape[-1] % factor or w.shape[-2] % factor:
         raise MixerConfigError(f"grid {tuple(w.shape[-2:])} is not divisible by factor={factor}")
     return w[..., ::factor, ::factor]
@@ -280,6 +308,10 @@ def navier_stokes_pairs(n: int, grids=(32, 64), T: float = 1.0, nu: float = 1e-3
     The default ``dt = 0.02`` changes ``w(T)`` by about 2e-7 (relative) against ``dt = 0.01``.
     """
     fine = _check_grid_size(fine, "fine")
+    if isinstance(grids, (str, bytes)) or not hasattr(grids, "__iter__") or not tuple(grids):
+        raise MixerConfigError(f"grids must be a non-empty sequence of grid sizes, got {grids!r}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise MixerConfigError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     grids = tuple(grids)
     for G in grids:
         _check_grid_size(G, "grids[i]")

@@ -7,6 +7,8 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import torch
 
+from ._checks import MixerConfigError, check_tensor
+
 __all__ = ["use_book_style", "plot_mask", "plot_spectrum", "log_magnitude", "offline_jshtml",
            "BOOK_DPI", "BOOK_PIXEL_RATIO"]
 
@@ -51,13 +53,22 @@ def _retina_inline_figures() -> None:
     set_matplotlib_formats("retina")
 
 
+def _check_half_plane(X, name: str) -> None:
+    check_tensor(X, name)
+    if X.dim() != 2:
+        raise MixerConfigError(f"{name} must be a 2-D tensor [H, W//2+1], "
+                               f"got shape {tuple(X.shape)}")
+
+
 def log_magnitude(X: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """``log10(|X| + eps)`` as a float CPU tensor."""
+    check_tensor(X, "X")
     return torch.log10(X.abs().detach().cpu().double() + eps).float()
 
 
 def plot_mask(mask: torch.Tensor, ax=None, title: str | None = None, shift: bool = True):
     """Show a boolean ``[H, W//2+1]`` kept-mode mask with ``k_H`` centred (rows fftshifted)."""
+    _check_half_plane(mask, "mask")
     ax = ax or plt.gca()
     H = mask.shape[0]
     m = torch.fft.fftshift(mask.float(), dim=0) if shift else mask.float()
@@ -73,6 +84,7 @@ def plot_mask(mask: torch.Tensor, ax=None, title: str | None = None, shift: bool
 
 def plot_spectrum(X: torch.Tensor, ax=None, title: str | None = None, vmin=None, vmax=None):
     """Log-magnitude of an rfft half-plane ``[H, W//2+1]`` with ``k_H`` centred."""
+    _check_half_plane(X, "X")
     ax = ax or plt.gca()
     H = X.shape[0]
     lm = torch.fft.fftshift(log_magnitude(X), dim=0)
@@ -104,6 +116,11 @@ def offline_jshtml(anim, default_mode: str = "once", pixel_ratio: float = BOOK_P
     size (``figwidth * dpi`` CSS pixels), like every other figure of the book."""
     import re
 
+    from matplotlib.animation import Animation
+
+    if not isinstance(anim, Animation):
+        raise TypeError(f"anim must be a matplotlib Animation (e.g. FuncAnimation), "
+                        f"got {type(anim).__name__}")
     fig = anim._fig
     css_width = round(fig.get_figwidth() * fig.dpi)
     with mpl.rc_context({"savefig.dpi": pixel_ratio * fig.dpi}):

@@ -73,9 +73,9 @@ SHAPES = ("disk", "square", "diamond", "triangle")
 
 
 def _rng(seed, split: str) -> np.random.Generator:
-    seed = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else -1
-    if seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise MixerConfigError(f"seed must be an integer >= 0, got {seed!r}")
+    seed = int(seed)
     check_choice(split, "split", SPLITS)
     return np.random.default_rng([seed, SPLITS.index(split)])
 
@@ -183,7 +183,9 @@ def _place(rng, size: int, k: int, radius, tries: int = 50):
 def shape_scenes(n: int, size: int = 128, split: str = "train", seed: int = 0, max_shapes: int = 3,
                  radius=(0.1, 0.2), noise: float = 0.05, fill=(0.35, 1.0)):
     """``(x[n, 1, size, size] float32, y[n, size, size] int64)``: 1 to ``max_shapes`` filled shapes
-    (:data:`SHAPES`, equal area ``pi r^2`` with ``r / size`` uniform in ``radius``) with fill
+    (:data:`SHAPES`, equal area ``pi r^2`` with ``r / size`` uniform in ``radius``; a shape that
+    finds no free place in 50 tries is left out, so a very large ``radius`` can leave an image
+    empty, the default never does) with fill
     intensities uniform in ``fill`` (independent of the type), Gaussian noise of std ``noise``;
     ``y`` is the type + 1 on shape pixels and 0 elsewhere (see the module docstring)."""
     n, size = _check_count(n), check_positive_int(size, "size")

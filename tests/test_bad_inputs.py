@@ -214,3 +214,215 @@ def test_numpy_integers_are_accepted_as_sizes():
     m = AFNO(np.int64(8), num_blocks=np.int32(2), hidden_factor=np.int64(2))
     assert (m.dim, m.num_blocks, m.hidden_factor) == (8, 2, 2)
     assert m(torch.randn(1, 4, 4, 8)).shape == (1, 4, 4, 8)
+
+
+# --------------------------------------------------------------------------- trainer, data, solver
+def _cfg(**change):
+    """Validate a tiny run's configuration with ``change`` (nothing is trained)."""
+    from afno_lite import train
+
+    base = dict(task="inpainting", mixer="afno", embed_dim=8, depth=1, img_size=16, patch_size=4,
+                n_train=8, n_test=4, batch_size=4, epochs=1, progress=False,
+                mixer_kw={"num_blocks": 2})
+    return train.validate_config(train.as_config(dict(base, **change)))
+
+
+def _tc(**change):
+    from afno_lite import train
+
+    return train.as_config(train.TrainConfig(**change))
+
+
+def _data():
+    from afno_lite import data
+
+    return data
+
+
+def _pde():
+    from afno_lite import pde
+
+    return pde
+
+
+def _compute():
+    from afno_lite.explore import compute
+
+    return compute
+
+
+def _players():
+    from afno_lite.explore import players
+
+    return players
+
+
+def _plotting():
+    from afno_lite import plotting
+
+    return plotting
+
+
+_IMG = torch.rand(8, 8, dtype=torch.float64)
+_HERE = __file__
+
+MORE_CASES = [
+    # --- a run's configuration: raised by the validation, before any data or step
+    ("TrainConfig with a list as mixer_kw", lambda: _tc(mixer_kw=[1]), MixerConfigError,
+     r"mixer_kw must be a dict of keyword arguments for the mixer, got \[1\]"),
+    ("out a number", lambda: _cfg(out=5), MixerConfigError,
+     r"out must be a folder path .* or None, got 5"),
+    ("out empty", lambda: _cfg(out=""), MixerConfigError,
+     r"out must be a folder path .* or None, got ''"),
+    ("out an existing file", lambda: _cfg(out=_HERE), MixerConfigError,
+     r"out must be a folder for checkpoint.pt and results.json, but .* is not one"),
+    ("out inside a file", lambda: _cfg(out=_HERE + "/run"), MixerConfigError,
+     r"is not one \(its parent .*test_bad_inputs.py' is a file\)"),
+    ("eval_sizes a string", lambda: _cfg(eval_sizes="64"), MixerConfigError,
+     r"eval_sizes must be a sequence of grid sizes \(integers\), got '64'"),
+    ("eval_sizes with a float", lambda: _cfg(eval_sizes=(32.5,)), MixerConfigError,
+     r"eval_sizes must hold integer grid sizes, got 32.5"),
+    ("inpainting eval size off the mask grid", lambda: _cfg(mask_patch=8, eval_sizes=(36,)),
+     MixerConfigError, r"inpainting sizes must be multiples of mask_patch=8 .*got 36"),
+    ("inpainting image below the SSIM window", lambda: _cfg(img_size=8), MixerConfigError,
+     r"inpainting sizes .* >= 11 \(the SSIM window\), got 8"),
+    ("inpainting image of one mask square", lambda: _cfg(mask_patch=16), MixerConfigError,
+     r"holding at least 2 mask squares"),
+    ("pde grid not dividing the solver's", lambda: _cfg(task="pde", img_size=24, patch_size=1),
+     MixerConfigError, r"pde grid sizes must be even, >= 4, <= 256 and divide .* = 64"),
+    ("pde grid beyond the solver", lambda: _cfg(task="pde", img_size=512), MixerConfigError,
+     r"pde grid sizes must be .*<= 256"),
+    ("device cuda:7", lambda: _cfg(device="cuda:7"), MixerConfigError,
+     r"device must be .*, got 'cuda:7' \(for GPU 7: set CUDA_VISIBLE_DEVICES=7"),
+    # --- offline data
+    ("load_image size pair with a zero", lambda: _data().load_image(size=(0, 5)),
+     MixerConfigError, r"size\[0\] must be a positive integer, got 0"),
+    ("load_image float size", lambda: _data().load_image(size=8.0), MixerConfigError,
+     r"size must be a positive int, a pair \(H, W\) of them or None, got 8.0"),
+    ("synthetic field without rows", lambda: _data().synthetic_field(0, 8), MixerConfigError,
+     r"H must be a positive integer, got 0"),
+    ("synthetic field of 0 channels", lambda: _data().synthetic_field(8, 8, channels=0),
+     MixerConfigError, r"channels must be a positive integer or None, got 0"),
+    ("synthetic field NaN slope", lambda: _data().synthetic_field(8, 8, slope=NAN),
+     MixerConfigError, r"slope must be a finite number, got nan"),
+    ("synthetic field string seed", lambda: _data().synthetic_field(8, 8, seed="a"),
+     MixerConfigError, r"seed must be an integer, got 'a'"),
+    ("crops of one scale as an int", lambda: _data().image_crops(2, 8, scales=2),
+     MixerConfigError, r"scales must be a non-empty sequence of positive integers, got 2"),
+    ("crops of one name as a string", lambda: _data().image_crops(2, 8, names="mri"),
+     MixerConfigError, r"names must be a non-empty sequence of names from .*, got 'mri'"),
+    ("crops string seed", lambda: _data().image_crops(2, 8, seed="a"), MixerConfigError,
+     r"seed must be an integer, got 'a'"),
+    ("mask of a single square", lambda: _data().patch_mask(2, 4, 4), MixerConfigError,
+     r"size=4 must be divisible by patch=4 into at least 2 squares per side"),
+    ("mask string seed", lambda: _data().patch_mask(2, 8, 4, seed="a"), MixerConfigError,
+     r"seed must be an integer, got 'a'"),
+    # --- the Navier-Stokes solver
+    ("pairs on one grid as an int", lambda: _pde().navier_stokes_pairs(1, grids=64),
+     MixerConfigError, r"grids must be a non-empty sequence of grid sizes, got 64"),
+    ("pairs on no grid", lambda: _pde().navier_stokes_pairs(1, grids=()), MixerConfigError,
+     r"grids must be a non-empty sequence of grid sizes, got \(\)"),
+    ("pairs as integers",
+     lambda: _pde().navier_stokes_pairs(1, grids=(8,), fine=8, dtype=torch.int64),
+     MixerConfigError, r"dtype must be a floating-point torch.dtype, got torch.int64"),
+    ("random field tau 0", lambda: _pde().gaussian_random_field(1, 8, tau=0), MixerConfigError,
+     r"tau must be a positive finite number, got 0"),
+    ("random field NaN alpha", lambda: _pde().gaussian_random_field(1, 8, alpha=NAN),
+     MixerConfigError, r"alpha must be a positive finite number, got nan"),
+    ("random field string seed", lambda: _pde().gaussian_random_field(1, 8, seed="a"),
+     MixerConfigError, r"seed must be an integer, got 'a'"),
+    ("solver from a NaN field", lambda: _pde().navier_stokes(torch.full((8, 8), NAN), 0.1),
+     MixerConfigError, r"w0 contains NaN or Inf values"),
+    ("subsample a list", lambda: _pde().subsample([[1.0]], 1), TypeError,
+     r"w must be a torch.Tensor, got list"),
+    ("divergence of two grids",
+     lambda: _pde().divergence(torch.zeros(8, 8), torch.zeros(16, 16)),
+     MixerConfigError, r"u and v must have the same shape, got \(8, 8\) and \(16, 16\)"),
+    ("forcing NaN amplitude", lambda: _pde().kolmogorov_forcing(8, NAN), MixerConfigError,
+     r"amplitude must be a finite number, got nan"),
+    # --- generated scenes and the explorers
+    ("scenes string seed",
+     lambda: __import__("afno_lite.scenes").scenes.shape_scenes(2, 16, seed="a"),
+     MixerConfigError, r"seed must be an integer >= 0, got 'a'"),
+    ("sparsity curve of one threshold", lambda: _compute().sparsity_curve(_IMG, 5),
+     MixerConfigError, r"lambdas must be a sequence of thresholds >= 0, got 5"),
+    ("feature map of 0 channels", lambda: _compute().feature_map(_IMG, dim=0),
+     MixerConfigError, r"dim must be a positive integer, got 0"),
+    ("lifted tokens string seed", lambda: _compute().lift_to_channels(_IMG, 4, seed="a"),
+     MixerConfigError, r"seed must be an integer, got 'a'"),
+    ("lambda grid from True", lambda: _compute().lambda_grid(_IMG, lowest=True),
+     MixerConfigError, r"lowest must be a positive finite number, got True"),
+    ("player at 0 frames per second",
+     lambda: _players().keep_fraction_animation_html(_IMG, fps=0),
+     MixerConfigError, r"fps must be a positive finite number, got 0"),
+    ("player at dpi 0", lambda: _players().sparsity_animation_html(_IMG, dpi=0),
+     MixerConfigError, r"dpi must be a positive finite number, got 0"),
+    # --- seeding and plotting
+    ("seed -1", lambda: afno_lite.seed_everything(-1), MixerConfigError,
+     r"seed must be an integer >= 0, got -1"),
+    ("seed beyond NumPy's range", lambda: afno_lite.seed_everything(2**32), MixerConfigError,
+     r"seed must be an integer in \[0, 2\*\*32\), got 4294967296"),
+    ("plot a NumPy mask", lambda: _plotting().plot_mask(np.ones((4, 3), dtype=bool)), TypeError,
+     r"mask must be a torch.Tensor, got ndarray"),
+    ("plot a 1-D spectrum", lambda: _plotting().plot_spectrum(torch.ones(4)), MixerConfigError,
+     r"X must be a 2-D tensor \[H, W//2\+1\], got shape \(4,\)"),
+    ("player HTML of no animation", lambda: _plotting().offline_jshtml(None), TypeError,
+     r"anim must be a matplotlib Animation \(e.g. FuncAnimation\), got NoneType"),
+]
+
+
+@pytest.mark.parametrize("call,exc,match", [c[1:] for c in MORE_CASES],
+                         ids=[c[0] for c in MORE_CASES])
+def test_trainer_data_solver_and_explorers_reject_bad_input(call, exc, match):
+    with pytest.raises(exc, match=match) as excinfo:
+        call()
+    _assert_raised_by_afno_lite(excinfo)
+
+
+def test_a_pde_run_without_eval_sizes_validates():
+    # max(img_size) over no eval sizes was a TypeError inside the validation
+    assert _cfg(task="pde", img_size=32, patch_size=1).eval_sizes == ()
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--mixer-kw", "[1, 2]"], r"--mixer-kw must be a JSON object such as .*, got \[1, 2\]"),
+    (["--out", _HERE], r"out must be a folder for checkpoint.pt"),
+    (["--img-size", "512"], r"no image region of the 'train' split is at least 512x512"),
+    (["--task", "pde", "--patch-size", "1", "--img-size", "24"], r"pde grid sizes must be even"),
+], ids=["mixer-kw a list", "out a file", "crops too large", "pde grid off the solver's"])
+def test_train_cli_reports_bad_input_in_one_line(argv, match, capsys):
+    import re
+
+    from afno_lite import train
+
+    small = ["--epochs", "1", "--n-train", "8", "--n-test", "4", "--batch-size", "4",
+             "--no-progress"]
+    assert train.main(argv + small) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and re.search(match, err), err
+
+
+def test_load_model_names_the_run_folder_without_a_checkpoint(tmp_path):
+    from afno_lite import train
+
+    with pytest.raises(FileNotFoundError, match=r"run_dir=.* holds no checkpoint.pt"):
+        train.load_model(tmp_path)
+
+
+def test_experiments_reject_bad_input_before_training(monkeypatch, capsys):
+    from afno_lite import experiments
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained although the input was bad")
+
+    monkeypatch.setattr(experiments, "_train_all", no_training)
+    sweeps = r"\('inpainting', 'ablations', 'classification'\)"
+    with pytest.raises(ValueError, match=rf"group must be one of {sweeps} .*, got 'resolution'"):
+        experiments.select_lrs(group="resolution")
+    with pytest.raises(TypeError, match=r"lrs: expected a dict \{mixer: learning rate\} or None"):
+        experiments.plan("inpainting", lrs=5)
+    with pytest.raises(ValueError, match=r"out_dir must be a folder, but .* cannot be one"):
+        experiments.run_group("inpainting", fast=True, out_dir=_HERE)
+    assert experiments.main(["inpainting", "--fast", "--out-dir", _HERE]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out-dir must be a folder") and "Traceback" not in err

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from .._checks import (
     check_fraction,
     check_image,
     check_nonnegative,
+    check_positive,
     check_positive_int,
     divisors,
 )
@@ -50,7 +52,9 @@ def lift_to_channels(x: torch.Tensor, dim: int = 16, seed: int = 0) -> torch.Ten
     so every channel is a different non-linear view of the same picture)."""
     x = check_image(x).float()
     dim = check_positive_int(dim, "dim")
-    g = torch.Generator().manual_seed(seed)
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise MixerConfigError(f"seed must be an integer, got {seed!r}")
+    g = torch.Generator().manual_seed(int(seed))
     w = 3.0 * torch.randn(dim, generator=g)
     b = torch.randn(dim, generator=g)
     return F.gelu((x - x.mean())[..., None] * w + b)[None].contiguous()
@@ -76,6 +80,7 @@ def feature_map(x: torch.Tensor, dim: int = 16, num_blocks: int = 4, channel: in
                 seed: int = 0) -> torch.Tensor:
     """An intermediate feature: channel ``channel`` of one AFNO layer (with residual)
     applied to :func:`lift_to_channels` of the image ``x``. Returns ``[H, W]``."""
+    dim = check_positive_int(dim, "dim")
     if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < dim:
         raise MixerConfigError(f"channel must be an integer in [0, {dim}), got {channel!r}")
     tokens = lift_to_channels(x, dim, seed)
@@ -253,8 +258,7 @@ def lambda_grid(x: torch.Tensor, per_decade: int = 4, lowest: float = 1e-3) -> l
     ``λ`` zeroes every mode whichever norm is chosen."""
     x = check_image(x)
     per_decade = check_positive_int(per_decade, "per_decade")
-    if not (isinstance(lowest, (int, float)) and lowest > 0):
-        raise MixerConfigError(f"lowest must be a number > 0, got {lowest!r}")
+    lowest = check_positive(lowest, "lowest")
     top = max(float(_peak(_rfft(x, n)).max()) for n in NORMS)
     e0 = round(math.log10(lowest) * per_decade)
     e1 = max(math.floor(math.log10(max(top, lowest)) * per_decade) + 1, e0)
@@ -269,6 +273,8 @@ def lambda_label(lambd: float) -> str:
 def sparsity_curve(x: torch.Tensor, lambdas, norm: str = "ortho") -> np.ndarray:
     """Fraction of rfft modes of ``x`` that survive soft-thresholding, for each ``λ``."""
     x = check_image(x)
+    if isinstance(lambdas, (str, bytes)) or not hasattr(lambdas, "__iter__"):
+        raise MixerConfigError(f"lambdas must be a sequence of thresholds >= 0, got {lambdas!r}")
     peak = _peak(_rfft(x, norm)).flatten()
     return np.array([float((peak > _check_lambd(lam)).double().mean()) for lam in lambdas])
 

@@ -1,7 +1,8 @@
 """Explorers, latency: slider change -> new figure for each view, timed with
-:func:`afno_lite.timing.call_seconds` (``python -m afno_lite.bench widgets`` prints it).
+:func:`afno_lite.timing.call_seconds` (``python -m afno_lite.bench widgets`` prints it against
+its 150 ms goal).
 
-Explained in the chapter "Sparsity in the frequency domain" (the 150 ms goal).
+The views it times are the explorers of the chapter "Sparsity in the frequency domain".
 """
 from __future__ import annotations
 

@@ -395,10 +395,12 @@ class AFNOBlockExplorer(_Explorer):
         self.size = check_positive_int(size, "size")
         self.dim = check_positive_int(dim, "dim")
         self.max_hidden_factor = check_positive_int(max_hidden_factor, "max_hidden_factor")
-        if num_blocks not in divisors(dim):
+        if isinstance(num_blocks, bool) or num_blocks not in divisors(dim):
             raise MixerConfigError(f"num_blocks must divide dim={dim}; valid values: {divisors(dim)}, "
                                    f"got {num_blocks!r}")
-        if not (isinstance(hidden_factor, int) and 1 <= hidden_factor <= self.max_hidden_factor):
+        hf_max = self.max_hidden_factor
+        if isinstance(hidden_factor, bool) or not (isinstance(hidden_factor, int)
+                                                   and 1 <= hidden_factor <= hf_max):
             raise MixerConfigError(f"hidden_factor must be an integer in [1, {self.max_hidden_factor}], "
                                    f"got {hidden_factor!r}")
         self.source = w.Dropdown(options=list(SOURCES), value=check_choice(source, "source", SOURCES),

@@ -1,7 +1,8 @@
 """Trainer for the experiment chapters: ``fit(config) -> results`` and ``python -m afno_lite.train``.
 
 Used in chapters "Inpainting with different token mixers", "Ablations", "Resolution and
-PDEs" and explained in "Scaling out" (torchrun, DistributedDataParallel, mixed precision).
+PDEs", "Classification and segmentation" and explained in "Scaling out" (torchrun,
+DistributedDataParallel, mixed precision).
 
 * Tasks: ``inpainting`` (masked-patch inpainting of grayscale crops, :func:`afno_lite.data.inpainting_data`),
   ``pde`` (Navier-Stokes ``w(0) -> w(T)``, :mod:`afno_lite.pde`), ``classification`` and
@@ -12,8 +13,9 @@ PDEs" and explained in "Scaling out" (torchrun, DistributedDataParallel, mixed p
   after every epoch as ``val_*`` metrics (``results["val"]``); the test set is never used to tune.
 * Seeded: the same config gives the same weights (bit for bit on one machine); the data come
   from ``data_seed``, the initialisation and the batch order from ``seed``.
-* CPU by default, the GPU when present (``device="auto"``); ``amp="bf16"`` runs the forward
-  pass under ``torch.autocast`` (the spectral mixers compute their FFTs in float32).
+* ``device="auto"`` (the default): the GPU when one is present, else the CPU; ``amp="bf16"``
+  runs the forward pass under ``torch.autocast`` (the spectral mixers compute their FFTs in
+  float32).
 * ``out`` gets ``checkpoint.pt`` (model, optimizer, scheduler, epoch, RNG states) after every
   epoch and ``results.json``; ``resume=True`` continues from the checkpoint.
 * Runs unchanged under ``torchrun --nproc_per_node=P``: one process per rank,

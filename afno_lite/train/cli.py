@@ -3,8 +3,8 @@
 Every field of the dataclass is an option (``img_size`` -> ``--img-size``); its type gives the
 parser: ``int``/``float``/``str`` values, ``int | None`` optional values, booleans as flags
 (``--resume`` when the default is ``False``, ``--no-progress`` when it is ``True``),
-``mixer_kw`` as a JSON object, ``eval_sizes`` as a list of integers. Explained in the chapter
-"Scaling out".
+``mixer_kw`` as a JSON object, ``eval_sizes`` as a list of integers; the help of every option
+that takes a value shows its default. Explained in the chapter "Scaling out".
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import dataclasses
 import json
 import sys
 
-from .config import HELP, ConfigError, TrainConfig
+from .._checks import MixerConfigError
+from .config import HELP, TrainConfig
 from .distributed import dist_env
 from .fit import fit
 
@@ -25,6 +26,8 @@ _TYPES = {"int": int, "float": float, "str": str, "int | None": int, "str | None
 def _add_option(p: argparse.ArgumentParser, f: dataclasses.Field, default) -> None:
     flag = "--" + f.name.replace("_", "-")
     help_ = HELP.get(f.name)
+    if f.type != "bool":   # a flag needs no default: its name says what it changes
+        help_ = (help_ + " " if help_ else "") + "(default: %(default)s)"
     if f.type == "bool":
         if default:
             p.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
@@ -51,17 +54,24 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run ``python -m afno_lite.train`` with ``argv`` (default ``sys.argv[1:]``): 0 on success,
+    2 with one ``error:`` line on stderr for a configuration that cannot run (an option that
+    does not parse exits with status 2 and the usage, as ``argparse`` does)."""
     args = vars(parser().parse_args(argv))
     try:
         args["mixer_kw"] = json.loads(args["mixer_kw"])
     except json.JSONDecodeError as e:
         print(f"error: --mixer-kw must be a JSON object: {e}", file=sys.stderr)
         return 2
+    if not isinstance(args["mixer_kw"], dict):
+        print(f"error: --mixer-kw must be a JSON object such as '{{\"num_blocks\": 4}}', "
+              f"got {args['mixer_kw']!r}", file=sys.stderr)
+        return 2
     args["eval_sizes"] = tuple(args["eval_sizes"])
     try:
         cfg = TrainConfig(**args)
         res = fit(cfg)
-    except ConfigError as e:
+    except MixerConfigError as e:   # ConfigError, or a data generator's check of the sizes
         print(f"error: {e}", file=sys.stderr)
         return 2
     if dist_env()[1] == 0 and cfg.progress:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from dataclasses import asdict, dataclass, field
+from numbers import Integral
+from pathlib import Path
 
 import torch
 
@@ -95,10 +98,10 @@ HELP = {
     "eval_sizes": "extra grid sizes evaluated zero-shot",
     "schedule": f"one of {SCHEDULES}",
     "amp": f"one of {AMP_MODES}",
-    "device": "auto, cpu or cuda",
-    "out": "run folder for checkpoint.pt and results.json",
+    "device": "auto (the GPU when one is present, else the CPU), cpu or cuda",
+    "out": "run folder for checkpoint.pt and results.json (created if missing)",
     "resume": "continue from OUT/checkpoint.pt",
-    "progress": "no progress bars or per-epoch lines",
+    "progress": "no progress bars, per-epoch lines or final summary line",
 }
 
 #: Fields a checkpoint must share with the config that resumes it.
@@ -138,18 +141,31 @@ def _check_numbers(cfg: TrainConfig) -> None:
         check_nonnegative_int(getattr(cfg, name), name)
 
 
-def _check_sizes(cfg: TrainConfig) -> tuple:
-    if cfg.img_size % cfg.patch_size:
-        raise ConfigError(f"img_size={cfg.img_size} must be divisible by patch_size={cfg.patch_size}")
-    if cfg.task == "inpainting" and cfg.img_size % cfg.mask_patch:
-        raise ConfigError(f"img_size={cfg.img_size} must be divisible by mask_patch={cfg.mask_patch}")
-    try:
-        sizes = tuple(int(s) for s in cfg.eval_sizes)
-    except (TypeError, ValueError):
-        raise ConfigError(f"eval_sizes must be a sequence of grid sizes, got {cfg.eval_sizes!r}") from None
+#: Smallest inpainting image: SSIM's 11x11 window must fit (:func:`~afno_lite.train.metrics.ssim`).
+MIN_INPAINTING_SIZE = 11
+#: The Navier-Stokes data are solved on a grid of at least this side and subsampled
+#: (:func:`afno_lite.train.tasks.make_data`); the solver's initial fields stop at 256x256.
+PDE_MIN_FINE, PDE_MAX_SIZE = 64, 256
+
+
+def _eval_sizes(cfg: TrainConfig) -> tuple:
+    sizes = cfg.eval_sizes
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise ConfigError(f"eval_sizes must be a sequence of grid sizes (integers), got {sizes!r}")
     for s in sizes:
-        if s < 1 or s % cfg.patch_size:
-            raise ConfigError(f"every eval size must be a positive multiple of patch_size={cfg.patch_size}, got {s}")
+        if isinstance(s, bool) or not isinstance(s, Integral):
+            raise ConfigError(f"eval_sizes must hold integer grid sizes, got {s!r} in {sizes!r}")
+    return tuple(int(s) for s in sizes)
+
+
+def _check_task_sizes(cfg: TrainConfig, sizes: tuple) -> None:
+    if cfg.task == "inpainting":
+        for s in (cfg.img_size, *sizes):
+            if s % cfg.mask_patch or s // cfg.mask_patch < 2 or s < MIN_INPAINTING_SIZE:
+                raise ConfigError(
+                    f"inpainting sizes must be multiples of mask_patch={cfg.mask_patch} holding "
+                    f"at least 2 mask squares per side, and >= {MIN_INPAINTING_SIZE} (the SSIM "
+                    f"window), got {s}")
     if cfg.task == "segmentation" and min((cfg.img_size, *sizes)) < 16:
         raise ConfigError(f"segmentation scenes need img_size (and eval sizes) >= 16, got img_size={cfg.img_size}, "
                           f"eval_sizes={sizes}")
@@ -160,11 +176,40 @@ def _check_sizes(cfg: TrainConfig) -> tuple:
             except MixerConfigError as e:
                 raise ConfigError(f"img_size={s} cannot hold the classification scenes: {e}") from None
     if cfg.task == "pde":
+        fine = max(cfg.img_size, *sizes, PDE_MIN_FINE)
         for s in (cfg.img_size, *sizes):
-            if s % 2 or max(cfg.img_size, *sizes) % s:
-                raise ConfigError(f"pde grid sizes must be even and divide the finest one, got img_size="
-                                  f"{cfg.img_size}, eval_sizes={sizes}")
+            if s % 2 or s < 4 or fine % s or fine > PDE_MAX_SIZE:
+                raise ConfigError(
+                    f"pde grid sizes must be even, >= 4, <= {PDE_MAX_SIZE} and divide the solver's "
+                    f"grid max({PDE_MIN_FINE}, sizes) = {fine}, got img_size={cfg.img_size}, "
+                    f"eval_sizes={sizes}")
+
+
+def _check_sizes(cfg: TrainConfig) -> tuple:
+    if cfg.img_size % cfg.patch_size:
+        raise ConfigError(f"img_size={cfg.img_size} must be divisible by patch_size={cfg.patch_size}")
+    sizes = _eval_sizes(cfg)
+    for s in sizes:
+        if s < 1 or s % cfg.patch_size:
+            raise ConfigError(f"every eval size must be a positive multiple of patch_size={cfg.patch_size}, got {s}")
+    _check_task_sizes(cfg, sizes)
     return sizes
+
+
+def _check_out(out) -> None:
+    """``out`` is ``None`` or a folder path that exists as a folder or can be created."""
+    if out is None:
+        return
+    if not isinstance(out, (str, os.PathLike)) or not str(out):
+        raise ConfigError(f"out must be a folder path (str or os.PathLike) or None, got {out!r}")
+    path = Path(out)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "" if p == path else f" (its parent {str(p)!r} is a file)"
+                raise ConfigError(f"out must be a folder for checkpoint.pt and results.json, but "
+                                  f"{str(out)!r} is not one{where}")
+            return
 
 
 def validate_config(cfg: TrainConfig) -> TrainConfig:
@@ -182,7 +227,12 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
         check_choice(cfg.pos_embed, "pos_embed", POS_EMBEDS)
         check_choice(cfg.amp, "amp", AMP_MODES)
         if cfg.device not in DEVICES:
-            raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {cfg.device!r}")
+            hint = ""
+            if isinstance(cfg.device, str) and cfg.device.startswith("cuda:"):
+                i = cfg.device[5:]
+                hint = f" (for GPU {i}: set CUDA_VISIBLE_DEVICES={i} and use device='cuda')"
+            raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {cfg.device!r}{hint}")
+    _check_out(cfg.out)
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device='cuda' was requested but no CUDA device is available; use device='auto' or 'cpu'")
     cfg.eval_sizes = _check_sizes(cfg)
@@ -197,6 +247,9 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
 def as_config(config) -> TrainConfig:
     """A copy of ``config`` (a :class:`TrainConfig` or a dict of its fields) as a :class:`TrainConfig`."""
     if isinstance(config, TrainConfig):
+        if not isinstance(config.mixer_kw, dict):
+            raise ConfigError(f"mixer_kw must be a dict of keyword arguments for the mixer, "
+                              f"got {config.mixer_kw!r}")
         return dataclasses.replace(config, mixer_kw=dict(config.mixer_kw))
     if isinstance(config, dict):
         names = {f.name for f in dataclasses.fields(TrainConfig)}

@@ -1,8 +1,8 @@
 """Diagnostics of a trained model: FLOPs per image, the sparsity AFNO's soft-thresholding
 produces, a digest of the weights.
 
-Explained in the chapters "Ablations" (sparsity, FLOPs) and "Scaling out" (weight digests of
-the replicas).
+Explained in the chapters "Inpainting with different token mixers" (FLOPs per image),
+"Ablations" (sparsity) and "Scaling out" (weight digests of the replicas).
 """
 from __future__ import annotations
 

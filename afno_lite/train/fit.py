@@ -92,7 +92,11 @@ def _check_run(run: Run) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if run.out is not None and run.is_main:
-        run.out.mkdir(parents=True, exist_ok=True)
+        try:
+            run.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"out={str(run.out)!r} cannot be created as a folder: "
+                              f"{e.strerror}") from e
 
 
 def _schedule(cfg: TrainConfig, total_steps: int):
@@ -282,8 +286,9 @@ def finish(run: Run, command: str | None, wall_time_s: float) -> dict:
 def fit(config, return_model: bool = False, command: str | None = None):
     """Train one run and return its results dict (and the trained model if ``return_model``).
 
-    ``config`` is a :class:`TrainConfig` or a dict of its fields. Under ``torchrun`` (``WORLD_SIZE > 1``)
-    the process group is initialised here (and destroyed at the end if it was created here).
+    ``config`` is a :class:`TrainConfig` or a dict of its fields. Under ``torchrun`` (with any
+    number of processes) or whenever ``WORLD_SIZE > 1``, the process group is initialised here
+    unless it already exists (and destroyed at the end if it was created here).
     """
     import torch.distributed as dist
 
@@ -308,8 +313,13 @@ def fit(config, return_model: bool = False, command: str | None = None):
 
 
 def load_model(run_dir) -> tuple[TokenMixerNet, TrainConfig]:
-    """Rebuild the trained model of a run folder from its ``checkpoint.pt``."""
-    ck = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=True)
+    """Rebuild the trained model of a run folder from its ``checkpoint.pt`` (``FileNotFoundError``
+    naming ``run_dir`` when there is none)."""
+    path = Path(run_dir) / "checkpoint.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"run_dir={str(run_dir)!r} holds no checkpoint.pt; a run "
+                                f"writes one after every epoch when trained with out=run_dir")
+    ck = torch.load(path, map_location="cpu", weights_only=True)
     c = dict(ck["config"])
     c["eval_sizes"] = tuple(c.get("eval_sizes", ()))
     cfg = TrainConfig(**c)

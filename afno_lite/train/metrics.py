@@ -1,8 +1,8 @@
 """Metrics of the experiment chapters: PSNR, SSIM, relative L2; top-1 accuracy; the confusion
 matrix and mean intersection-over-union (mIoU) of a segmentation.
 
-Explained in the chapter "Inpainting with different token mixers" (PSNR, SSIM) and
-"Resolution and PDEs" (relative L2).
+Explained in the chapters "Inpainting with different token mixers" (PSNR, SSIM), "Resolution
+and PDEs" (relative L2) and "Classification and segmentation" (top-1, mIoU).
 """
 from __future__ import annotations
 

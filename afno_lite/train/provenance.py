@@ -2,7 +2,7 @@
 RNG states (for exact resumes), compact array encoding for JSON.
 
 Explained in the chapter "Inpainting with different token mixers" (what a results file
-records) and "Scaling out" (checkpoints and resumes).
+records); the chapter "Scaling out" compares the weights of the checkpoints two runs wrote.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["git_commit", "git_dirty", "code_hash", "atomic_write", "write_json", "rng_state", "set_rng_state",
-           "encode_array", "decode_array"]
+__all__ = ["git_commit", "git_dirty", "code_hash", "folder", "atomic_write", "write_json",
+           "rng_state", "set_rng_state", "encode_array", "decode_array"]
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -53,6 +53,17 @@ def code_hash() -> str:
         h.update(str(path.relative_to(_PACKAGE)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def folder(path, name: str = "out") -> Path:
+    """``path`` as a folder, created with its parents if missing; a ``ValueError`` naming the
+    argument ``name`` when it cannot be one (a file is in the way, no permission)."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{name} must be a folder, but {str(path)!r} cannot be one "
+                         f"({e.strerror})") from e
+    return Path(path)
 
 
 def atomic_write(path, write: Callable[[Path], None]) -> Path:
