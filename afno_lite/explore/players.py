@@ -32,7 +32,7 @@ def _animation_html(fig: Figure, frames: int, draw, fps: float) -> str:
     from matplotlib.animation import FuncAnimation
 
     anim = FuncAnimation(fig, draw, frames=frames, interval=1000 / fps, blit=False, repeat=False)
-    # JPEG frames (photographs and spectra compress ~3x better than PNG at this size);
+    # JPEG frames (photographs and spectra: the two players' pages are 2-3x smaller than with PNG);
     # offline_jshtml replaces the player's CDN icons with plain characters
     with rc_context({"animation.frame_format": "jpeg", "savefig.dpi": fig.dpi}):
         return offline_jshtml(anim, default_mode="once")

@@ -86,7 +86,8 @@ def _start(cfg: TrainConfig) -> Run:
 def _check_run(run: Run) -> None:
     cfg = run.cfg
     if cfg.amp == "fp16" and run.device.type != "cuda":
-        raise ConfigError("amp='fp16' needs a CUDA device (CPU autocast supports bf16); use amp='bf16' on CPU")
+        raise ConfigError("amp='fp16' needs a CUDA device here (the trainer scales the fp16 loss "
+                          "with a CUDA GradScaler); use amp='bf16' on the CPU")
     if cfg.batch_size % run.world:
         raise ConfigError(f"batch_size={cfg.batch_size} must be divisible by the number of processes ({run.world})")
     if cfg.threads:
