@@ -109,8 +109,11 @@ def synthetic_field(H: int = 64, W: int = 64, slope: float = 3.0, seed: int = 0,
 # "Resolution and PDEs". Everything is generated from a seed; nothing is downloaded.
 
 #: Test crops come from this vertical band of every image (fractions of its width); train crops
-#: from the parts left and right of it, so no train crop overlaps a test crop. The band sits
-#: right of centre, where all three images have structure (their right edges are mostly background).
+#: from the parts left and right of it. At one zoom the two never overlap; across the default
+#: zooms (1, 2, 4) the band's edges, rounded on each zoom's grid, differ by at most 2 columns of
+#: the full image, which a train crop at one zoom and a test crop at another can share. The band
+#: sits right of centre, where all three images have structure (their right edges are mostly
+#: background).
 TEST_BAND = (0.55, 0.8)
 #: Crops whose standard deviation is below this (flat background, e.g. around the MRI slice) are redrawn.
 MIN_CROP_STD = 0.02
@@ -161,7 +164,8 @@ def image_crops(n: int, size: int = 32, split: str = "train", seed: int = 0,
     Each crop picks an image from ``names``, a zoom from ``scales`` (the image is area-averaged
     by that factor first, so crops see structure at several scales), a random position and,
     with ``flips``, random horizontal/vertical flips. Train and test crops come from disjoint
-    regions: the vertical band ``TEST_BAND`` of every image is reserved for ``split="test"``.
+    regions of each zoom (across zooms up to 2 full-image columns at the band's edges, see
+    ``TEST_BAND``): the vertical band ``TEST_BAND`` of every image is reserved for ``split="test"``.
     Crops flatter than ``MIN_CROP_STD`` (background) are redrawn (at most 100 draws each; the
     last draw is kept).
     A fraction ``procedural`` of the crops are instead random fields
