@@ -53,6 +53,30 @@ def test_train_and_test_crops_come_from_disjoint_regions(split):
         assert float(other.min()) > 1.0                      # and matches nothing in the other one
 
 
+def _full_columns(name: str, scale: int, split: str) -> set[int]:
+    """The full-resolution columns the ``split`` regions of image ``name`` cover at ``scale``
+    (a pixel of the zoomed image averages ``scale`` full columns)."""
+    W = data._downsampled(name, scale).shape[1]
+    index = torch.arange(W, dtype=torch.float64)[None, :]
+    cols = set()
+    for region in data._split_regions(index, split):
+        cols |= {int(c) * scale + j for c in region[0].tolist() for j in range(scale)}
+    return cols
+
+
+@pytest.mark.parametrize("name", sorted(data.IMAGES))
+def test_split_regions_are_disjoint_per_zoom_and_share_at_most_two_columns_across(name):
+    """TEST_BAND's docstring: at one zoom train and test never overlap; across the default zooms
+    a train region and a test region share at most 2 full-image columns."""
+    scales = (1, 2, 4)
+    train = {s: _full_columns(name, s, "train") for s in scales}
+    test = {s: _full_columns(name, s, "test") for s in scales}
+    for s in scales:
+        assert not train[s] & test[s]
+    shared = max(len(train[s1] & test[s2]) for s1 in scales for s2 in scales)
+    assert shared <= 2, shared
+
+
 def test_flat_background_crops_are_redrawn():
     # the MRI slice sits on a black background: without redrawing, many crops would be constant
     crops = data.image_crops(64, size=32, split="test", seed=0, names=("mri",), scales=(1,))
