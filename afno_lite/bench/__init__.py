@@ -19,7 +19,7 @@ Sub-commands
     and ``DIR/bench_scaling.png`` (log-log time against ``N`` with fitted slopes), prints a
     table and the goals with their ranges over the sessions (:func:`goal_ratios`,
     :func:`format_goals`). The shipped full run (``notebooks/results/bench_scaling.json``,
-    three sessions) took 36 minutes (2,160 s) on 2 threads of an AMD EPYC, torch 2.13.0+cpu.
+    three sessions) took 40 minutes (2,416 s) on 2 threads of an AMD EPYC, torch 2.13.0+cpu.
     ``--quick`` (four grids up to ``64x64``, ``B = 1``, plus ``B = 8`` at
     ``N = 1024, 4096`` for the fast AFNO, the NVIDIA layer and both floors, which the goals
     need; three sessions) takes under 2 minutes on 2 idle cores (97 s measured, about 30 s per session);
