@@ -271,6 +271,18 @@ def test_fit_nlogn_recovers_fixed_cost_and_slope():
     assert row["nlogn_a_ms"] == pytest.approx(0.5) and row["nlogn_b_ns"] == pytest.approx(3.0)  # N >= 1024 only
     ge = bench.goal_ratios(res)["growth_exponent"]
     assert ge["afno_fast_C256_nlogn"]["b_ns"] == pytest.approx(3.0) and ge["informational"] is True
+    assert "largest residual 0 %, 5 points" in bench.format_goals(res)
+
+
+def test_a_two_point_or_negative_intercept_nlogn_fit_is_labelled_as_such():
+    """Two points fit a line exactly (a residual of 0 says nothing), and a negative fixed cost
+    means t = a + b N log2 N does not describe the points: the goals text says both."""
+    res = _synthetic({"afno_fast": {1024: 1.0, 4096: 6.0}})   # steeper than N log N: a < 0
+    fit = bench.goal_ratios(res)["growth_exponent"]["afno_fast_C256_nlogn"]
+    assert fit["points"] == 2 and fit["a_ms"] < 0
+    text = bench.format_goals(res)
+    assert "2 points: an exact fit" in text and "negative fixed cost" in text
+    assert "largest residual" not in text
 
 
 def _fake_blocks(monkeypatch, scatter):

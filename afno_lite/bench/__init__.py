@@ -22,7 +22,8 @@ Sub-commands
     three sessions) took 40 minutes (2,416 s) on 2 threads of an AMD EPYC, torch 2.13.0+cpu.
     ``--quick`` (four grids up to ``64x64``, ``B = 1``, plus ``B = 8`` at
     ``N = 1024, 4096`` for the fast AFNO, the NVIDIA layer and both floors, which the goals
-    need; three sessions) takes under 2 minutes on 2 idle cores (97 s measured, about 30 s per session);
+    need; three sessions) takes about 2 minutes on 2 idle cores (112 s measured on the AMD EPYC
+    above, about 37 s per session);
     ``--tiny`` (one session) is for tests and the chapter.
 ``scaling --gpu [--tiny] [--device cuda] [--name NAME] [--deadline S]``
     The GPU preset (``"gpu"``): forward + backward, ``C = 256, 768``, ``B = 1, 8``, grids

@@ -110,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scaling", help="time every mixer against the number of tokens; JSON + PNG + table")
     size = s.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true",
-                      help="4 grids, B=1 (B=8 for the goals), 3 sessions: under 2 minutes on 2 idle cores")
+                      help="4 grids, B=1 (B=8 for the goals), 3 sessions: about 2 minutes on 2 idle cores")
     size.add_argument("--tiny", action="store_true", help="2 grids, C=32: a few seconds (tests, chapter)")
     s.add_argument("--gpu", action="store_true",
                    help="the GPU preset: C=256 and 768, B=1 and 8, grids 32x32..256x256, fp32 and bf16 autocast, "

@@ -202,6 +202,18 @@ def _met(g: dict) -> str:
     return txt + f" (every session: {'yes' if g['met_every_session'] else 'no'})"
 
 
+def _fit_quality(fit: dict) -> str:
+    """How far the ``t = a + b N log2 N`` fit can be read: two points fit exactly (no residual
+    to judge), and a negative fixed cost means the model does not describe the points."""
+    if fit["points"] < 3:
+        q = f"{fit['points']} points: an exact fit, nothing to judge it by"
+    else:
+        q = f"largest residual {100 * fit['max_rel_residual']:.0f} %, {fit['points']} points"
+    if fit["a_ms"] < 0:
+        q += "; negative fixed cost: the model does not describe these points"
+    return q
+
+
 def format_goals(result: dict) -> str:
     """The goals as readable lines: each ratio as ``median [min, max] (n=sessions)``, ``!`` after
     a ratio whose rows are unstable (always recomputed from the rows, so that results written by
@@ -256,8 +268,8 @@ def _format_cpu_goals(g: dict) -> list[str]:
                 f"log-log exponent afno_fast {e['afno_fast_C256']} ({e['afno_fast_C256_points']} points), "
                 f"afno {e['afno_C256']}, attention_h8 {e['attention_h8_C256']} "
                 f"({e['attention_h8_C256_points']} points), fft_floor {e['fft_floor_C256']}"
-                + (f"; afno_fast t = {fit['a_ms']:.3g} ms + {fit['b_ns']:.3g} ns x N log2 N (largest residual "
-                   f"{100 * fit['max_rel_residual']:.0f} %)" if fit else "")
+                + (f"; afno_fast t = {fit['a_ms']:.3g} ms + {fit['b_ns']:.3g} ns x N log2 N ({_fit_quality(fit)})"
+                   if fit else "")
                 + f"; earlier goal exponent <= 1.15: met={e['met']}"))
     c = g["crossover_vs_attention_h8"]
     L.append("  crossover N (afno_fast faster than 8-head attention, B=1; information): "
