@@ -380,13 +380,15 @@ def _train_all(runs: dict, run_root: Path, fresh: bool, command: str, jobs: int,
     from .registry import spec
 
     tasks.sort(key=lambda t: (t[1]["task"] != "pde", -spec(t[1].get("mixer", "afno")).growth))
-    if jobs > 1 and len(tasks) > 1:
-        import multiprocessing as mp
+    import contextlib
+    import multiprocessing as mp
 
-        with mp.get_context("spawn").Pool(min(jobs, len(tasks))) as pool:
-            done = dict(pool.map(_train_one, tasks, chunksize=1))
-    else:
-        done = dict(_train_one(t) for t in tasks)
+    from tqdm import tqdm
+
+    parallel = jobs > 1 and len(tasks) > 1   # one bar over the runs, each run prints a line when done
+    with mp.get_context("spawn").Pool(min(jobs, len(tasks))) if parallel else contextlib.nullcontext() as pool:
+        it = pool.imap_unordered(_train_one, tasks, chunksize=1) if parallel else map(_train_one, tasks)
+        done = dict(tqdm(it, total=len(tasks), desc="[experiments] runs", unit="run", file=sys.stderr))
     by_key = {keys[n]: r for n, r in done.items()}
     _TRAINED.update(by_key)
     return {name: by_key[keys[name]] for name in runs}, keys

@@ -350,6 +350,25 @@ def test_pos_embed_option_reaches_the_model_and_is_validated():
     assert train.parser().parse_args(["--pos-embed", "none"]).pos_embed == "none"
 
 
+def test_training_a_group_shows_one_progress_bar_over_its_runs(monkeypatch, tmp_path, capsys):
+    """``make experiments`` runs for hours: a bar over the runs says how many are done; runs
+    sharing a configuration train once and every name still gets its result."""
+    trained = []
+
+    def fake_train_one(task):
+        trained.append(task[0])
+        return task[0], {"final": task[0]}
+
+    monkeypatch.setattr(experiments, "_train_one", fake_train_one)
+    cfg = dict(task="inpainting", mixer="afno", epochs=1)
+    runs = {"a": cfg, "b": dict(cfg, seed=1), "a-again": dict(cfg)}
+    done, keys = experiments._train_all(runs, tmp_path, False, "cmd", 1, "code")
+    assert len(trained) == 2 and keys["a"] == keys["a-again"] != keys["b"]
+    assert set(done) == set(runs) and done["b"] == {"final": "b"}
+    err = capsys.readouterr().err
+    assert "[experiments] runs" in err and "2/2" in err
+
+
 def test_a_groups_wall_time_includes_its_step_cost_measurement(monkeypatch, tmp_path):
     """The segmentation group's step costs are measured after its trainings: its recorded wall
     time must count them (it did not: the cost ran after the clock was read)."""
