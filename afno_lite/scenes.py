@@ -121,7 +121,7 @@ def relation_scenes(n: int, size: int = 32, split: str = "train", seed: int = 0,
     each, in a shuffled order). With ``return_positions`` also ``p[n, 2, 2]``: the top-left
     pixel ``(row, col)`` of each dot."""
     n, size = _check_count(n), check_positive_int(size, "size")
-    dot = check_positive_int(dot, "dot")
+    dot, min_dist = check_positive_int(dot, "dot"), check_positive_int(min_dist, "min_dist")
     noise = check_nonnegative(noise, "noise")
     if dot >= min_dist:
         raise MixerConfigError(f"dot={dot} must be smaller than min_dist={min_dist}")

@@ -103,6 +103,8 @@ def test_relation_scenes_are_fast():
     (dict(n=4, seed=-1), "seed must be an integer >= 0"),
     (dict(n=4, noise=-0.1), "noise must be a finite number >= 0"),
     (dict(n=4, dot=8), "dot=8 must be smaller than min_dist=8"),
+    (dict(n=4, min_dist=0), "min_dist must be a positive integer, got 0"),
+    (dict(n=4, min_dist=-3), "min_dist must be a positive integer, got -3"),
     (dict(n=4, n_classes=1), "n_classes must be at least 2"),
     (dict(n=4, margin=0.5), "margin must be"),
     (dict(n=4, size=12), "too small"),
