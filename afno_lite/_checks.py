@@ -125,6 +125,20 @@ def check_choice(value, name: str, choices):
     return value
 
 
+def check_int(value, name: str) -> int:
+    """Any integer (a seed): Python or NumPy, never a bool."""
+    if not _is_int(value):
+        raise MixerConfigError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+def check_finite(value, name: str) -> float:
+    """Any finite real number (never a bool)."""
+    if not _is_real(value) or not math.isfinite(value):
+        raise MixerConfigError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def check_nonnegative_int(value, name: str) -> int:
     if not _is_int(value) or value < 0:
         raise MixerConfigError(f"{name} must be an integer >= 0, got {value!r}")

@@ -8,15 +8,20 @@ patches, Navier-Stokes pairs from :mod:`afno_lite.pde`) from chapter "Inpainting
 from __future__ import annotations
 
 import gzip
-import math
-from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._checks import MixerConfigError, check_fraction_open, check_grid, check_positive_int
+from ._checks import (
+    MixerConfigError,
+    check_finite,
+    check_fraction_open,
+    check_grid,
+    check_int,
+    check_positive_int,
+)
 
 __all__ = ["IMAGES", "load_image", "synthetic_field", "image_crops", "patch_mask", "inpainting_data", "pde_data"]
 
@@ -88,11 +93,10 @@ def synthetic_field(H: int = 64, W: int = 64, slope: float = 3.0, seed: int = 0,
     H, W = check_positive_int(H, "H"), check_positive_int(W, "W")
     if H * W < 2:
         raise MixerConfigError(f"a field needs at least 2 grid points to normalise, got {H}x{W}")
-    if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not math.isfinite(slope):
-        raise MixerConfigError(f"slope must be a finite number, got {slope!r}")
+    check_finite(slope, "slope")
     C = 1 if channels is None else check_positive_int(channels, "channels",
                                                        "a positive integer or None")
-    g = torch.Generator().manual_seed(_check_seed(seed))
+    g = torch.Generator().manual_seed(check_int(seed, "seed"))
     kh = torch.fft.fftfreq(H).view(H, 1) * H
     kw = torch.fft.rfftfreq(W).view(1, -1) * W
     k = torch.sqrt(kh**2 + kw**2)
@@ -128,12 +132,6 @@ def _as_tuple(values):
     if hasattr(values, "__iter__") and not isinstance(values, (str, bytes)):
         return tuple(values)
     return values
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, Integral):
-        raise MixerConfigError(f"seed must be an integer, got {seed!r}")
-    return int(seed)
 
 
 _PYRAMID: dict = {}
@@ -175,7 +173,7 @@ def image_crops(n: int, size: int = 32, split: str = "train", seed: int = 0,
     size = _check_count(size, "size")
     if split not in ("train", "test"):
         raise MixerConfigError(f"split must be 'train' or 'test', got {split!r}")
-    seed = _check_seed(seed)
+    seed = check_int(seed, "seed")
     names, scales = _as_tuple(names), _as_tuple(scales)
     if not isinstance(names, tuple) or not names or any(not isinstance(nm, str) or nm not in IMAGES
                                                         for nm in names):
@@ -234,7 +232,7 @@ def patch_mask(n: int, size: int = 32, patch: int = 4, ratio: float = 0.5, seed:
         raise MixerConfigError(f"size={size} must be divisible by patch={patch} into at least "
                                f"2 squares per side")
     check_fraction_open(ratio, "ratio")
-    g = torch.Generator().manual_seed(_check_seed(seed))
+    g = torch.Generator().manual_seed(check_int(seed, "seed"))
     h = size // patch
     P = h * h
     k = max(1, min(P - 1, int(round(ratio * P))))

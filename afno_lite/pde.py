@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import functools
 import math
-from numbers import Integral, Real
 
 import torch
 
 from ._checks import (
     MixerConfigError,
+    check_finite,
+    check_int,
     check_nonnegative,
     check_nonnegative_int,
     check_positive,
@@ -94,9 +95,7 @@ def _dealias_mask(N: int) -> torch.Tensor:
 def kolmogorov_forcing(N: int, amplitude: float = 0.1, dtype=torch.float64) -> torch.Tensor:
     """``f(x, y) = amplitude * (sin 2 pi (x+y) + cos 2 pi (x+y))`` on the ``N x N`` grid."""
     x, y = grid_coordinates(N, dtype)
-    if isinstance(amplitude, bool) or not isinstance(amplitude, Real) or not math.isfinite(
-            amplitude):
-        raise MixerConfigError(f"amplitude must be a finite number, got {amplitude!r}")
+    check_finite(amplitude, "amplitude")
     return amplitude * (torch.sin(TWO_PI * (x + y)) + torch.cos(TWO_PI * (x + y)))
 
 
@@ -117,8 +116,7 @@ def gaussian_random_field(n: int, N: int, alpha: float = 2.5, tau: float = 7.0, 
     check_positive_int(n, "n")
     check_positive(alpha, "alpha")
     check_positive(tau, "tau")
-    if isinstance(seed, bool) or not isinstance(seed, Integral):
-        raise MixerConfigError(f"seed must be an integer, got {seed!r}")
+    check_int(seed, "seed")
     N = _check_grid_size(N)
     M = 256
     if N > M:

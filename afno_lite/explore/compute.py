@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 import torch
@@ -24,6 +23,7 @@ from .._checks import (
     check_divides,
     check_fraction,
     check_image,
+    check_int,
     check_nonnegative,
     check_positive,
     check_positive_int,
@@ -52,9 +52,7 @@ def lift_to_channels(x: torch.Tensor, dim: int = 16, seed: int = 0) -> torch.Ten
     so every channel is a different non-linear view of the same picture)."""
     x = check_image(x).float()
     dim = check_positive_int(dim, "dim")
-    if isinstance(seed, bool) or not isinstance(seed, Integral):
-        raise MixerConfigError(f"seed must be an integer, got {seed!r}")
-    g = torch.Generator().manual_seed(int(seed))
+    g = torch.Generator().manual_seed(check_int(seed, "seed"))
     w = 3.0 * torch.randn(dim, generator=g)
     b = torch.randn(dim, generator=g)
     return F.gelu((x - x.mean())[..., None] * w + b)[None].contiguous()
