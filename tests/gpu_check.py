@@ -31,6 +31,7 @@ import torch
 
 import afno_lite
 from afno_lite import train
+from afno_lite.bench.machine import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 MIXERS = ["attention", "kernel_attention", "fno", "gfn", "afno", "afno_fast"]
@@ -127,16 +128,6 @@ def torchrun_one_process(device: torch.device) -> dict:
     return res
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda", help="device to compare with the CPU (default cuda)")
@@ -157,7 +148,7 @@ def main(argv=None) -> int:
             print(f"{name:17s} B={B} {H}x{W} C={C}: before {d['before']:.2e}  after {d['after']:.2e}", flush=True)
     report = {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "python": platform.python_version(),

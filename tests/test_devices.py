@@ -151,7 +151,7 @@ def _completion_from_rows(X: torch.Tensor, W: int, dims, upper: bool) -> torch.T
     out = X.clone()
     for c in spectral.self_conjugate_columns(W, X.shape[w]):
         z = X.narrow(w, c, 1)
-        mirrored = torch.roll(torch.flip(z, (h,)), 1, h).conj()
+        mirrored = spectral._mirror_rows(z, h).conj()          # row k_H <- conj of row -k_H
         filled = torch.where(keep, z, mirrored)
         filled = torch.where(self_mirror, filled.real.to(z.dtype), filled)
         out.narrow(w, c, 1).copy_(filled)

@@ -11,23 +11,26 @@ import torch
 
 from .series import physicsnemo_layer_cls
 
-__all__ = ["machine_info"]
+__all__ = ["machine_info", "cpu_name"]
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; elsewhere ``platform.processor()``)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or ""
 
 
 def machine_info(device) -> dict:
     """What a result file records about the machine: platform, CPU, threads, load average, the
     C library and the environment variables that change its allocator, and on CUDA the device
     name, memory, capability, cuDNN and whether flash attention is on."""
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
+    info = {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu_name(),
             "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "device": str(device)}
     try:
