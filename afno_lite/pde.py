@@ -232,13 +232,14 @@ def kinetic_energy(w: torch.Tensor) -> torch.Tensor:
 
 def navier_stokes(w0: torch.Tensor, T: float, nu: float = 1e-3, dt: float = 1e-2,
                   forcing: torch.Tensor | str | None = "kolmogorov", record: int = 0,
-                  dealias: bool = True) -> torch.Tensor:
+                  dealias: bool = True, progress: bool | str = False) -> torch.Tensor:
     """Integrate the vorticity equation from ``w0 [..., N, N]`` to time ``T``.
 
     ``forcing``: ``"kolmogorov"`` (the FNO benchmark's ``f``), ``None`` or a tensor ``[N, N]``.
     ``record > 0`` returns ``record`` equally spaced snapshots ``[..., record, N, N]`` at
     ``t = T/record, 2T/record, ..., T`` instead of the final field.
     The computation runs in float64; the result has the dtype of ``w0``.
+    ``progress``: ``True`` or a label shows a progress bar over the time steps on stderr.
     """
     N = _check_field(w0, "w0")
     if not torch.isfinite(w0).all():
@@ -247,6 +248,8 @@ def navier_stokes(w0: torch.Tensor, T: float, nu: float = 1e-3, dt: float = 1e-2
         check_positive(val, name)
     check_nonnegative(nu, "nu")                         # nu = 0: inviscid (Euler)
     check_nonnegative_int(record, "record")
+    if not isinstance(progress, (bool, str)):
+        raise MixerConfigError(f"progress must be True, False or a label (str), got {progress!r}")
     n_chunks = max(record, 1)
     steps_per_chunk = max(1, math.ceil(T / n_chunks / dt))
     h = T / n_chunks / steps_per_chunk                  # exact landing on every snapshot time
@@ -274,17 +277,31 @@ def navier_stokes(w0: torch.Tensor, T: float, nu: float = 1e-3, dt: float = 1e-2
 
     Wh = torch.fft.rfft2(w0.double()) * mask          # the state lives in the 2/3 band
     out = []
+    bar = _steps_bar(n_chunks * steps_per_chunk, progress)
     for _ in range(n_chunks):
         for _ in range(steps_per_chunk):
+            bar.update()
             a = rhs(Wh)
             b = rhs(E * (Wh + a / 2))
             c = rhs(E * Wh + b / 2)
             d = rhs(E2 * Wh + E * c)
             Wh = E2 * Wh + (E2 * a + 2 * E * (b + c) + d) / 6
         out.append(torch.fft.irfft2(Wh, s=(N, N)))
+    bar.close()
     if record:
         return torch.stack(out, dim=-3).to(w0.dtype)
     return out[-1].to(w0.dtype)
+
+
+def _steps_bar(total: int, progress: bool | str):
+    """A tqdm bar over the solver's time steps (disabled unless ``progress``)."""
+    import sys
+
+    from tqdm import tqdm
+
+    label = progress if isinstance(progress, str) else "Navier-Stokes steps"
+    return tqdm(total=total, desc=label, unit="step", disable=not progress, leave=False,
+                mininterval=1.0, file=sys.stderr)
 
 
 def subsample(w: torch.Tensor, factor: int) -> torch.Tensor:
@@ -297,13 +314,15 @@ def subsample(w: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 def navier_stokes_pairs(n: int, grids=(32, 64), T: float = 1.0, nu: float = 1e-3, dt: float = 2e-2,
-                        seed: int = 0, fine: int = 64, dtype=torch.float32) -> dict:
+                        seed: int = 0, fine: int = 64, dtype=torch.float32,
+                        progress: bool | str = False) -> dict:
     """Input/output pairs ``(w(0), w(T))`` for the operator-learning task.
 
     Solved once on the ``fine`` grid and **subsampled** to every grid in ``grids`` (each must
     divide ``fine``), so the 32x32 pair is exactly the 64x64 pair at every other point.
     Returns ``{N: (x [n, 1, N, N], y [n, 1, N, N])}``.
     The default ``dt = 0.02`` changes ``w(T)`` by about 2e-7 (relative) against ``dt = 0.01``.
+    ``progress`` (``True`` or a label) shows the solver's progress bar.
     """
     fine = _check_grid_size(fine, "fine")
     if isinstance(grids, (str, bytes)) or not hasattr(grids, "__iter__") or not tuple(grids):
@@ -316,7 +335,7 @@ def navier_stokes_pairs(n: int, grids=(32, 64), T: float = 1.0, nu: float = 1e-3
         if fine % G:
             raise MixerConfigError(f"every grid must divide fine={fine}, got {G}")
     w0 = gaussian_random_field(n, fine, seed=seed)
-    wT = navier_stokes(w0, T=T, nu=nu, dt=dt)
+    wT = navier_stokes(w0, T=T, nu=nu, dt=dt, progress=progress)
     out = {}
     for G in grids:
         f = fine // G

@@ -199,3 +199,17 @@ def test_state_stays_in_the_two_thirds_band():
     assert float(W0[..., ~mask].abs().max()) > 1e-6
     W = torch.fft.rfft2(pde.navier_stokes(w0, T=0.2, nu=1e-3, dt=1e-2))
     assert float(W[..., ~mask].abs().max()) < 1e-12 * float(W.abs().max())
+
+
+def test_solver_shows_a_progress_bar_over_its_steps_only_when_asked(capsys):
+    """Making the PDE data is the trainer's slowest silent step (tens of seconds at the
+    defaults, minutes with fine evaluation grids): the solver can show a bar over its steps."""
+    w0 = pde.gaussian_random_field(2, 16, seed=0)
+    quiet = pde.navier_stokes(w0, T=0.1, dt=0.02)
+    assert capsys.readouterr().err == ""
+    shown = pde.navier_stokes(w0, T=0.1, dt=0.02, progress="solving")
+    err = capsys.readouterr().err
+    assert "solving" in err and "/5" in err
+    assert torch.equal(quiet, shown)                     # the bar changes nothing computed
+    with pytest.raises(pde.MixerConfigError, match="progress must be True, False or a label"):
+        pde.navier_stokes(w0, T=0.1, progress=1)

@@ -387,3 +387,15 @@ def test_a_groups_wall_time_includes_its_step_cost_measurement(monkeypatch, tmp_
     monkeypatch.setattr(experiments, "_costs", fake_costs)
     doc = experiments.run_group("segmentation", fast=True, out_dir=tmp_path, run_root=tmp_path)
     assert doc["wall_time_s"] == 110.0 and doc["cost"] == {"grids": {}}
+
+
+def test_pde_training_shows_the_solver_bar_while_it_makes_its_data(capsys):
+    """A pde run is silent for as long as the solver makes its pairs unless the bar shows."""
+    cfg = dict(task="pde", mixer="fno", mixer_kw={"modes": (2, 2)}, embed_dim=4, depth=1,
+               patch_size=1, img_size=8, epochs=1, batch_size=4, n_train=4, n_test=2,
+               pde_T=0.14, max_steps=1)
+    train.fit(dict(cfg, data_seed=11, progress=False))
+    assert "Navier-Stokes" not in capsys.readouterr().err
+    train.fit(dict(cfg, data_seed=12))
+    err = capsys.readouterr().err
+    assert "Navier-Stokes: training pairs" in err and "Navier-Stokes: test pairs" in err

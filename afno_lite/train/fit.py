@@ -135,7 +135,7 @@ def setup(run: Run) -> Run:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
-    run.data = make_data(cfg)
+    run.data = make_data(cfg, progress=cfg.progress and run.is_main)
     run.model = build_model(cfg).to(run.device)
     run.n_params = count_parameters(run.model)
     run.flops = model_flops(run.model)

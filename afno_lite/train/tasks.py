@@ -57,21 +57,23 @@ def build_model(cfg: TrainConfig) -> TokenMixerNet:
 _DATA_CACHE: dict = {}
 
 
-def make_data(cfg: TrainConfig) -> dict:
+def make_data(cfg: TrainConfig, progress: bool = False) -> dict:
     """``{"train": (x, y[, mask]), "test": {size: (x, y[, mask])}}`` for the run, and
     ``"val": (x, y[, mask])`` when ``cfg.n_val > 0``: the last ``n_val`` of the ``n_train``
     training samples, which are then left out of ``"train"`` (the test set is never touched).
 
     Cached per process; the Navier-Stokes data are also cached on disk when the environment
-    variable ``AFNO_DATA_CACHE`` names a folder (the experiment driver sets it)."""
-    data = _cached_data(cfg)
+    variable ``AFNO_DATA_CACHE`` names a folder (the experiment driver sets it).
+    ``progress=True`` shows the Navier-Stokes solver's progress bar while it makes the data
+    (the other tasks' data take seconds)."""
+    data = _cached_data(cfg, progress)
     if not cfg.n_val:
         return data
     train = data["train"]
     return {**data, "train": tuple(t[:-cfg.n_val] for t in train), "val": tuple(t[-cfg.n_val:] for t in train)}
 
 
-def _cached_data(cfg: TrainConfig) -> dict:
+def _cached_data(cfg: TrainConfig, progress: bool = False) -> dict:
     if cfg.task == "pde" and os.environ.get("AFNO_DATA_CACHE"):
         sizes = (cfg.img_size, *cfg.eval_sizes)
         key = ("pde", cfg.n_train, cfg.n_test, sizes, cfg.pde_T, cfg.pde_nu, cfg.data_seed)
@@ -81,11 +83,11 @@ def _cached_data(cfg: TrainConfig) -> dict:
             if path.exists():
                 _DATA_CACHE[key] = torch.load(path, weights_only=True)
             else:
-                _DATA_CACHE[key] = _make_data(cfg)
+                _DATA_CACHE[key] = _make_data(cfg, progress)
                 folder.mkdir(parents=True, exist_ok=True)
                 atomic_write(path, lambda tmp: torch.save(_DATA_CACHE[key], tmp))
         return _DATA_CACHE[key]
-    return _make_data(cfg)
+    return _make_data(cfg, progress)
 
 
 def _scene_data(cfg: TrainConfig) -> dict:
@@ -97,7 +99,7 @@ def _scene_data(cfg: TrainConfig) -> dict:
     return _DATA_CACHE[key]
 
 
-def _make_data(cfg: TrainConfig) -> dict:
+def _make_data(cfg: TrainConfig, progress: bool = False) -> dict:
     if cfg.task in LABEL_TASKS:
         return _scene_data(cfg)
     if cfg.task == "inpainting":
@@ -116,8 +118,9 @@ def _make_data(cfg: TrainConfig) -> dict:
         key = ("pde", cfg.n_train, cfg.n_test, sizes, cfg.pde_T, cfg.pde_nu, cfg.data_seed)
         if key not in _DATA_CACHE:
             tr = pde_data(cfg.n_train, grids=(cfg.img_size,), T=cfg.pde_T, nu=cfg.pde_nu, seed=2 * cfg.data_seed,
-                          fine=fine)
-            te = pde_data(cfg.n_test, grids=sizes, T=cfg.pde_T, nu=cfg.pde_nu, seed=2 * cfg.data_seed + 1, fine=fine)
+                          fine=fine, progress=progress and "Navier-Stokes: training pairs")
+            te = pde_data(cfg.n_test, grids=sizes, T=cfg.pde_T, nu=cfg.pde_nu, seed=2 * cfg.data_seed + 1, fine=fine,
+                          progress=progress and "Navier-Stokes: test pairs")
             _DATA_CACHE[key] = {"train": tr[cfg.img_size], "test": {s: te[s] for s in sizes}}
     return _DATA_CACHE[key]
 
