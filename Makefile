@@ -22,7 +22,7 @@ export PYTHONHASHSEED := 0
 
 help:
 	@echo "make lab          set up if needed, open JupyterLab on notebooks/ (chapters open as notebooks)"
-	@echo "make test         set up if needed, then lint, unit tests, nbval, book, browser tests"
+	@echo "make test         set up if needed, then lint, unit tests, book, nbval, browser tests"
 	@echo "make book         build the Jupyter Book site into book/_build/html"
 	@echo "make bench        run the scaling benchmark (python -m afno_lite.bench scaling)"
 	@echo "make experiments  full training runs that refresh notebooks/results/*.json"
