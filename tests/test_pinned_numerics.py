@@ -1,0 +1,88 @@
+"""Numbers a reader or a researcher reads off the library, pinned against independent references.
+
+Complexity table arguments, metric definitions, benchmark statistics, the Navier-Stokes solver's
+conventions, the offline data and the generated scenes: each test says what a user would lose if
+the behaviour changed silently.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from afno_lite import MixerConfigError
+from afno_lite import complexity as cx
+
+
+# --------------------------------------------------------------------------- complexity table
+def test_complexity_table_fno_keeps_every_mode_of_a_non_square_odd_grid():
+    """The table's FNO row is the paper's "N d^2" FNO: one complex d x d matrix per rfft2 mode of
+    the grid. On a 9 x 7 grid that is 9 * 4 modes; a table that fell back to the mixer's default
+    modes would compare AFNO with some other FNO."""
+    d, H, W = 4, 9, 7
+    rows = {r["mixer"]: r for r in cx.complexity_table(d, (H, W), num_blocks=2, num_heads=2)}
+    assert rows["fno"]["params"] == 2 * H * (W // 2 + 1) * d * d
+
+
+def test_complexity_table_uses_the_given_num_blocks_in_the_paper_values():
+    """The paper's AFNO count (1 + 4/k) d^2 + 4d depends on k; the table must evaluate it at the
+    k the reader chose, or the paper column disagrees with the library column beside it."""
+    d, k, N = 16, 4, 64
+    rows = {r["mixer"]: r for r in cx.complexity_table(d, (8, 8), num_blocks=k)}
+    assert rows["afno"]["paper_params_value"] == pytest.approx((1 + 4 / k) * d * d + 4 * d)
+    assert rows["afno"]["paper_flops_value"] == pytest.approx(N * d * d / k + N * d * math.log2(N))
+
+
+def test_complexity_table_counts_afno_with_the_given_keep_fraction():
+    """With keep_fraction < 1, AFNO's block MLP runs on the kept modes only: two layers of four
+    real einsums of 2 K k b (b f) flops each, K = the kept rfft modes (lowest |k_H| and k_W).
+    Here H = W = 8, keep_fraction 0.5 keeps |k_H| <= 2 (5 rows) and k_W <= 2 (3 columns)."""
+    d, k, f, B = 16, 4, 1, 1
+    rows = {r["mixer"]: r for r in cx.complexity_table(d, (8, 8), batch=B, num_blocks=k,
+                                                        keep_fraction=0.5)}
+    K = 5 * 3                             # k_H in -2..2, k_W in 0..2 (of 8 x 5 modes)
+    b = d // k
+    assert rows["afno"]["matmul"] == 16 * B * K * d * b * f
+    assert rows["afno"]["matmul"] < 16 * B * 8 * 5 * d * b * f
+
+
+def test_complexity_table_scales_with_batch():
+    """Every count of one forward pass is per batch: three images cost three times one image
+    (matmuls and the FFT estimate alike), parameters do not change."""
+    one = cx.complexity_table(8, (6, 10), batch=1, num_blocks=2)
+    three = cx.complexity_table(8, (6, 10), batch=3, num_blocks=2)
+    for r1, r3 in zip(one, three, strict=True):
+        assert r3["params"] == r1["params"]
+        for key in ("matmul", "matmul_real", "elementwise", "fft", "total"):
+            assert r3[key] == pytest.approx(3 * r1[key]), (r1["mixer"], key)
+        assert r3["total"] > 0
+
+
+def test_complexity_table_rejects_a_head_count_that_does_not_divide_the_width():
+    """The attention row is a real attention layer: a head count that does not divide d cannot
+    be built and must be refused, not silently replaced by the default."""
+    with pytest.raises(MixerConfigError, match="num_heads"):
+        cx.complexity_table(16, (4, 4), num_heads=3)
+
+
+# --------------------------------------------------------------------------- the seed rule
+def test_two_seed_verdict_speaks_of_seeds_in_the_plural():
+    """The verdict sentence is printed in the book as is: with two pairs it says "2 paired
+    seeds" (only a single pair is "1 paired seed")."""
+    from afno_lite.evidence import paired_difference, verdict
+
+    two = verdict(paired_difference([1.0, 2.0], [0.5, 1.0]), "ahead", "behind")
+    assert "2 paired seeds:" in two and two.endswith("not enough seeds (n < 3)")
+    one = verdict(paired_difference([1.0], [0.5]), "ahead", "behind")
+    assert "1 paired seed:" in one
+
+
+def test_booleans_are_not_numbers_for_the_seed_rule():
+    """A flag (True/False) passed where a metric belongs would be averaged as 1/0 and yield a
+    plausible-looking interval; it must be refused with the seed named."""
+    from afno_lite.evidence import mean_std, paired_difference
+
+    with pytest.raises(TypeError, match="seed 1"):
+        mean_std([0.5, True, 0.7])
+    with pytest.raises(TypeError, match="b: seed 0"):
+        paired_difference({0: 1.0, 1: 2.0}, {0: False, 1: 1.0})
