@@ -1,0 +1,143 @@
+"""Behaviour of the spectral helpers and layers that a reader or a researcher relies on, each
+checked against an independent reference (a naive formula, a hand-worked case, float64 maths).
+
+Frequency bookkeeping (``afno_lite.spectral``), the token mixers (``afno_lite.mixers``), the fast
+AFNO (``afno_lite.fast``) and the NVIDIA weight bridge (``afno_lite.compat``).
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import pytest
+import torch
+
+from afno_lite._checks import MixerConfigError
+from afno_lite.spectral import (
+    energy_fraction,
+    fno_mode_mask,
+    frequency_grid,
+    hermitian_defect,
+    kept_mode_cutoffs,
+    nvidia_kept_mode_mask,
+    radial_energy_profile,
+    self_conjugate_columns,
+    soft_threshold_magnitude,
+)
+
+F64 = torch.float64
+
+
+def _signed(r: int, n: int) -> int:
+    """numpy's ``fftfreq(n) * n`` for index ``r``: ``0..(n-1)//2`` then ``-(n//2)..-1``."""
+    return r if r <= (n - 1) // 2 else r - n
+
+
+# ----------------------------------------------------------------------------- spectral.py
+def test_frequency_grid_is_exact_integers_on_every_size_up_to_128():
+    """The signed frequencies label rows for every mask and every radial profile; a grid of
+    25 or 41 rows must not mislabel a row because ``fftfreq(H) * H`` is 2.9999998."""
+    for n in range(1, 129):
+        kh, _ = frequency_grid(n, 4)
+        assert kh.flatten().tolist() == [_signed(r, n) for r in range(n)], n
+        _, kw = frequency_grid(4, n, rfft=False)
+        assert kw.flatten().tolist() == [_signed(c, n) for c in range(n)], n
+
+
+def test_kept_mode_cutoffs_are_the_floor_of_the_decimal_fraction():
+    """``m = floor(keep_fraction * (H // 2))`` as the decimal the user typed means it: 0.58 of
+    a 100-row grid keeps |k_H| <= 29 (not 28 from 0.58 * 50 = 28.999999999999996), and 0.5 of
+    the 7 half-columns of a 15-wide grid keeps 3 (floor, not the rounded 4)."""
+    assert kept_mode_cutoffs(100, 15, 0.58) == (29, 4)
+    assert kept_mode_cutoffs(9, 15, 0.5) == (2, 3)
+    for i in range(1, 101):
+        f = i / 100
+        for H in range(1, 130, 3):
+            W = H + 7
+            exact = tuple(math.floor(Fraction(str(f)) * (n // 2)) for n in (H, W))
+            assert kept_mode_cutoffs(H, W, f) == exact, (H, W, f)
+
+
+def test_fno_mode_mask_rejects_too_many_modes_on_either_axis():
+    """A mode count the grid cannot hold must be an error on the W axis as much as on H: an
+    8 x 6 grid has rfft columns k_W = 0..3, so m_w = 4 silently meaning 'all' would hide a bug."""
+    assert fno_mode_mask(8, 6, (4, 3)).all()
+    for bad in [(2, 4), (5, 1)]:
+        with pytest.raises(MixerConfigError, match="larger than the grid"):
+            fno_mode_mask(8, 6, bad)
+
+
+def test_nvidia_afno_transformer_mask_keeps_int_of_the_token_count_fraction():
+    """The paper's vision code keeps ``int(total * f)`` columns with ``total = H*W//2 + 1``
+    (truncation, as Python's ``int``): on 4 x 4 at f = 0.3 that is int(2.7) = 2 columns."""
+    mask = nvidia_kept_mode_mask(4, 4, 0.3, variant="afno_transformer")
+    expected = torch.zeros(4, 3, dtype=torch.bool)
+    expected[:, :2] = True
+    assert torch.equal(mask, expected)
+
+
+def test_self_conjugate_columns_are_the_columns_equal_to_their_own_mirror():
+    """Column c is its own mirror when c = -c (mod W); only columns a (possibly truncated)
+    half-spectrum of ``n`` columns holds can be listed, else the projection indexes past it."""
+    for W in range(1, 14):
+        for n in range(0, W // 2 + 2):
+            expected = [c for c in range(min(n, W // 2 + 1)) if (2 * c) % W == 0]
+            assert self_conjugate_columns(W, n) == expected, (W, n)
+        assert self_conjugate_columns(W) == [c for c in range(W // 2 + 1) if (2 * c) % W == 0]
+
+
+def _naive_defect(X: torch.Tensor, W: int) -> float:
+    """max over self-conjugate columns of max_r |z[r] - conj(z[-r])| / max_r |z[r]| ([H, Wr])."""
+    H, worst = X.shape[0], 0.0
+    for c in [c for c in range(X.shape[1]) if (2 * c) % W == 0]:
+        z = X[:, c]
+        scale = max(abs(complex(v)) for v in z)
+        if scale > 0:
+            d = max(abs(complex(z[r]) - complex(z[(-r) % H]).conjugate()) for r in range(H))
+            worst = max(worst, d / scale)
+    return worst
+
+
+def test_hermitian_defect_is_relative_to_the_column_scale():
+    """The defect is a relative measure (documented as ``max |z - conj(z reversed)| / max |z|``):
+    the same asymmetry at 1000x the amplitude is the same defect, so one tolerance fits all layers."""
+    X = torch.zeros(1, 4, 3, 1, dtype=torch.complex128)
+    X[0, 1, 0, 0] = 10.0                              # k_H = 1 present, k_H = -1 missing
+    assert hermitian_defect(X, 4) == pytest.approx(1.0, rel=1e-12)
+    torch.manual_seed(0)
+    for W in (6, 7):
+        Z = torch.randn(5, W // 2 + 1, dtype=torch.complex128)
+        ref = _naive_defect(Z, W)
+        for scale in (1.0, 1e3):
+            got = hermitian_defect((scale * Z)[None, ..., None], W)
+            assert got == pytest.approx(ref, rel=1e-9), (W, scale)
+
+
+def test_energy_fraction_of_an_all_zero_input_is_one():
+    """A blank sample loses no energy to any mask: the kept fraction is 1, not 0 (or NaN)."""
+    x = torch.zeros(1, 8, 8, 2, dtype=F64)
+    mask = torch.zeros(8, 5, dtype=torch.bool)
+    assert energy_fraction(x, mask) == 1.0
+
+
+def test_radial_profile_rounds_the_radius_to_the_nearest_ring():
+    """A pure mode (k_H, k_W) = (2, 3) has radius sqrt(13) = 3.61: it belongs to ring 4, as the
+    docstring's ``round(sqrt(k_H^2 + k_W^2))`` says, not ring 3."""
+    H = W = 16
+    h = torch.arange(H, dtype=F64)[:, None]
+    w = torch.arange(W, dtype=F64)[None, :]
+    wave = torch.cos(2 * math.pi * (2 * h / H + 3 * w / W))
+    _, p = radial_energy_profile(wave)
+    assert int(p.argmax()) == round(math.sqrt(13)) == 4
+    torch.testing.assert_close(p[4], (wave ** 2).sum())
+
+
+def test_soft_threshold_magnitude_is_exact_for_tiny_float32_magnitudes():
+    """max(|z| - λ, 0) e^{iθ} holds at every scale a float32 spectrum reaches, also for
+    |z| far below machine epsilon (a deep-layer spectrum): 1e-10 shrunk by 4e-11 is 6e-11."""
+    theta = torch.linspace(0, 2 * math.pi, 7, dtype=F64)
+    for mag, lam in [(1e-10, 4e-11), (1e-20, 2.5e-21), (3e-30, 1e-30)]:
+        z = torch.polar(torch.full_like(theta, mag), theta)
+        expected = torch.polar(torch.full_like(theta, mag - lam), theta)
+        got = soft_threshold_magnitude(z.to(torch.complex64), lam)
+        torch.testing.assert_close(got.to(torch.complex128), expected, rtol=1e-5, atol=0)
