@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
+import torch
 
 from afno_lite import MixerConfigError
 from afno_lite import complexity as cx
@@ -86,3 +88,67 @@ def test_booleans_are_not_numbers_for_the_seed_rule():
         mean_std([0.5, True, 0.7])
     with pytest.raises(TypeError, match="b: seed 0"):
         paired_difference({0: 1.0, 1: 2.0}, {0: False, 1: 1.0})
+
+
+def test_paired_seeds_come_out_in_a_fixed_order_whatever_the_insertion_order():
+    """``Difference.seeds`` is written to results files and printed; two runs that record the
+    same seeds in another order (or in another process, where string hashing differs) must
+    report the same tuple."""
+    from afno_lite.evidence import paired_difference
+
+    names = [f"run{c}" for c in "hcfadgbe"]
+    a = {s: float(i) for i, s in enumerate(names)}
+    b = {s: 0.5 * i for i, s in enumerate(reversed(names))}
+    d = paired_difference(a, b)
+    assert d.seeds == tuple(sorted(names))
+
+
+def test_mean_std_format_uses_the_requested_digits_for_both_numbers():
+    """A table printed with 3 digits must show the spread with 3 digits too (sample std, ddof 1,
+    compared with numpy)."""
+    from afno_lite.evidence import mean_std
+
+    xs = [1.23456, 1.3, 1.1]
+    ref_std = float(np.std(xs, ddof=1))
+    assert mean_std(xs).format(3, " dB") == f"{np.mean(xs):.3f} ± {ref_std:.3f} dB (3 seeds)"
+
+
+def test_interval_is_ordered_low_then_high():
+    """``Difference.interval`` is read as (low, high) by the plots' error bars: low below the
+    mean, high above it, equal to the Student-t interval from scipy."""
+    from scipy import stats
+
+    from afno_lite.evidence import paired_difference
+
+    a, b = [3.0, 2.5, 4.0, 3.2], [1.0, 1.5, 1.2, 1.1]
+    d = paired_difference(a, b)
+    diffs = np.subtract(a, b)
+    lo, hi = stats.t.interval(0.95, len(diffs) - 1, loc=diffs.mean(), scale=stats.sem(diffs))
+    assert d.interval[0] == pytest.approx(lo, abs=1e-3) and d.interval[1] == pytest.approx(hi, abs=1e-3)
+    assert d.interval[0] < d.mean < d.interval[1]
+
+
+# --------------------------------------------------------------------------- image metrics
+def test_psnr_honours_the_data_range_of_8_bit_images():
+    """Images in 0..255 are scored with data_range=255: PSNR = 10 log10(255^2 / MSE), the value
+    scikit-image gives; using 255 instead of 255^2 would understate every score by ~24 dB."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from afno_lite.train import psnr
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 1, 16, 12, generator=g, dtype=torch.float64) * 255
+    y = (x + 3 * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(0, 255)
+    ours = psnr(y, x, data_range=255.0)
+    for i in range(2):
+        ref = peak_signal_noise_ratio(x[i].numpy(), y[i].numpy(), data_range=255.0)
+        assert float(ours[i]) == pytest.approx(ref, abs=1e-3)
+
+
+def test_psnr_of_a_near_perfect_reconstruction_is_not_capped():
+    """An error of 1e-5 per pixel is 100 dB (10 log10(1 / 1e-10)); a floor on the MSE above
+    that would flatten the top of every PSNR curve."""
+    from afno_lite.train import psnr
+
+    x = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
+    assert float(psnr(x + 1e-5, x)) == pytest.approx(100.0, abs=1e-6)
