@@ -152,3 +152,73 @@ def test_psnr_of_a_near_perfect_reconstruction_is_not_capped():
 
     x = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
     assert float(psnr(x + 1e-5, x)) == pytest.approx(100.0, abs=1e-6)
+
+
+def test_ssim_in_float64_agrees_with_scikit_image_to_rounding():
+    """float64 images are scored in float64 (the precision a gradcheck or a fine comparison needs):
+    SSIM agrees with scikit-image (Gaussian window, sigma 1.5, population covariance) to 1e-9."""
+    from skimage.metrics import structural_similarity
+
+    from afno_lite.train import ssim
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(2, 1, 20, 24, generator=g, dtype=torch.float64)
+    y = (x + 1e-3 * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    ours = ssim(x, y)
+    assert ours.dtype == torch.float64
+    for i in range(2):
+        ref = structural_similarity(x[i, 0].numpy(), y[i, 0].numpy(), gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, data_range=1.0)
+        assert float(ours[i]) == pytest.approx(ref, abs=1e-9)
+
+
+def test_ssim_accepts_an_image_exactly_one_window_wide():
+    """An 11-pixel side fits the 11 x 11 window once; it is a valid input and scores like
+    scikit-image, not an error."""
+    from skimage.metrics import structural_similarity
+
+    from afno_lite.train import ssim
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(1, 1, 11, 14, generator=g, dtype=torch.float64)
+    y = (x + 0.1 * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    ref = structural_similarity(x[0, 0].numpy(), y[0, 0].numpy(), gaussian_weights=True, sigma=1.5,
+                                use_sample_covariance=False, data_range=1.0)
+    assert float(ssim(x, y)[0]) == pytest.approx(ref, abs=1e-6)
+
+
+def test_ssim_refuses_images_of_different_shapes_instead_of_broadcasting():
+    """One prediction against a batch of two targets would broadcast into two plausible scores;
+    the shapes must agree."""
+    from afno_lite.train import ssim
+
+    with pytest.raises(ValueError, match="same shape"):
+        ssim(torch.rand(1, 1, 16, 16), torch.rand(2, 1, 16, 16))
+
+
+def test_relative_l2_is_normalised_by_the_target():
+    """relative L2 = ||pred - target|| / ||target|| per sample (numpy reference): dividing by the
+    prediction's norm instead would reward a model that predicts large fields."""
+    from afno_lite.train import relative_l2
+
+    g = torch.Generator().manual_seed(4)
+    t = torch.randn(3, 1, 6, 5, generator=g, dtype=torch.float64)
+    p = 2.0 * t + 0.1 * torch.randn(t.shape, generator=g, dtype=torch.float64)
+    ref = [np.linalg.norm((p[i] - t[i]).numpy()) / np.linalg.norm(t[i].numpy()) for i in range(3)]
+    assert relative_l2(p, t).tolist() == pytest.approx(ref, rel=1e-6)
+
+
+def test_ssim_of_a_multichannel_image_averages_every_channel():
+    """SSIM of a [B, 3, H, W] image is the mean of the per-channel SSIMs (scikit-image, channel by
+    channel): damage confined to one channel must lower the score."""
+    from skimage.metrics import structural_similarity
+
+    from afno_lite.train import ssim
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(1, 3, 16, 16, generator=g, dtype=torch.float64)
+    y = x.clone()
+    y[:, 1:] = (y[:, 1:] + 0.2 * torch.randn(1, 2, 16, 16, generator=g, dtype=torch.float64)).clamp(0, 1)
+    ref = np.mean([structural_similarity(x[0, c].numpy(), y[0, c].numpy(), gaussian_weights=True, sigma=1.5,
+                                         use_sample_covariance=False, data_range=1.0) for c in range(3)])
+    assert float(ssim(x, y)[0]) == pytest.approx(ref, abs=1e-6)
