@@ -12,7 +12,9 @@ from fractions import Fraction
 import pytest
 import torch
 
-from afno_lite._checks import MixerConfigError
+from afno_lite import GlobalFilter, SpectralConv2d, mixer
+from afno_lite._checks import MixerConfigError, MixerInputError
+from afno_lite.registry import SPECS
 from afno_lite.spectral import (
     energy_fraction,
     fno_mode_mask,
@@ -141,3 +143,56 @@ def test_soft_threshold_magnitude_is_exact_for_tiny_float32_magnitudes():
         expected = torch.polar(torch.full_like(theta, mag - lam), theta)
         got = soft_threshold_magnitude(z.to(torch.complex64), lam)
         torch.testing.assert_close(got.to(torch.complex128), expected, rtol=1e-5, atol=0)
+
+
+# ----------------------------------------------------------------------------- mixers.py
+def test_fno_rejects_a_grid_too_narrow_for_its_column_modes():
+    """An FNO with m_w = 4 needs W >= 8; on a 8 x 6 grid the reader must get the library's
+    error naming the modes and the grid, not an einsum shape error from inside torch."""
+    fno = SpectralConv2d(4, modes=(2, 4))
+    with pytest.raises(MixerInputError, match=r"modes=\(2, 4\) is larger than the input grid 8x6"):
+        fno(torch.randn(1, 8, 6, 4))
+    assert fno(torch.randn(1, 8, 8, 4)).shape == (1, 8, 8, 4)
+
+
+def _bilinear_align_corners(w: torch.Tensor, H: int, Wr: int) -> torch.Tensor:
+    """Naive bilinear resampling of ``w[H0, Wr0, ...]`` to ``[H, Wr, ...]``, corners aligned:
+    output index i sits at source coordinate i * (H0 - 1) / (H - 1)."""
+    H0, Wr0 = w.shape[:2]
+    out = torch.zeros(H, Wr, *w.shape[2:], dtype=w.dtype)
+    for i in range(H):
+        y = i * (H0 - 1) / (H - 1) if H > 1 else 0.0
+        y0 = min(int(math.floor(y)), H0 - 1)
+        y1, ty = min(y0 + 1, H0 - 1), y - y0
+        for j in range(Wr):
+            x = j * (Wr0 - 1) / (Wr - 1) if Wr > 1 else 0.0
+            x0 = min(int(math.floor(x)), Wr0 - 1)
+            x1, tx = min(x0 + 1, Wr0 - 1), x - x0
+            out[i, j] = ((1 - ty) * (1 - tx) * w[y0, x0] + (1 - ty) * tx * w[y0, x1]
+                         + ty * (1 - tx) * w[y1, x0] + ty * tx * w[y1, x1])
+    return out
+
+
+def test_gfn_filter_on_another_grid_is_the_bilinear_corner_aligned_resample():
+    """The docstring promises bilinear interpolation with ``align_corners=True`` on the frequency
+    grid: the same filter read at another resolution must be exactly that resample (bicubic or
+    half-pixel-centred resampling gives a different operator at the new resolution)."""
+    torch.manual_seed(0)
+    m = GlobalFilter(3, grid=(4, 6)).double()                     # half-plane 4 x 4
+    w = m.weight.detach()
+    for H, W in [(7, 10), (3, 4), (9, 17)]:
+        ref = _bilinear_align_corners(w, H, W // 2 + 1)
+        got = m.complex_weight(H, W)
+        assert got.shape == (H, W // 2 + 1, 3)
+        torch.testing.assert_close(torch.view_as_real(got), ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_mixer_built_by_name_rejects_nan_input_by_default(name):
+    """NaN tokens are refused by every mixer, the identity baseline included, unless the user
+    opts out with ``check_finite=False``: a diverged run stops at the first layer it reaches."""
+    m = mixer(name, 8, **SPECS[name].grid_kw(4, 4))
+    x = torch.randn(1, 4, 4, 8)
+    x[0, 1, 2, 3] = float("nan")
+    with pytest.raises(MixerInputError, match="NaN or Inf"):
+        m(x)
