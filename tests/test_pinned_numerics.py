@@ -222,3 +222,109 @@ def test_ssim_of_a_multichannel_image_averages_every_channel():
     ref = np.mean([structural_similarity(x[0, c].numpy(), y[0, c].numpy(), gaussian_weights=True, sigma=1.5,
                                          use_sample_covariance=False, data_range=1.0) for c in range(3)])
     assert float(ssim(x, y)[0]) == pytest.approx(ref, abs=1e-6)
+
+
+# --------------------------------------------------------------------------- benchmark statistics
+def _row(series, N, ms, C=256, B=1, **extra):
+    """One benchmark row; ``ms`` a number (median only, as old files) or a list of session medians."""
+    row = dict(series=series, mode="fwd+bwd", C=C, B=B, H=int(math.isqrt(N)), W=N // int(math.isqrt(N)), N=N,
+               peak_bytes=0, median_ms=float(np.median(ms)), **extra)
+    if isinstance(ms, list):
+        row["sessions_ms"] = ms
+    return row
+
+
+def test_growth_fits_skip_missing_and_zero_times():
+    """A configuration that was skipped or failed is recorded with no time (None) or 0; the
+    growth exponent and the N log N fit are taken over the measured points only (numpy polyfit
+    on those points), not broken by log(0)."""
+    from afno_lite.bench import stats
+
+    Ns = [256, 1024, 4096, 16384]
+    ts = [None, 0.0, 3.0, 14.0]
+    ref = np.polyfit(np.log(Ns[2:]), np.log(ts[2:]), 1)[0]
+    assert stats.fit_slope(Ns, ts) == pytest.approx(ref)
+    fit = stats.fit_nlogn(Ns, ts)
+    assert fit["points"] == 2
+
+
+def test_nlogn_fit_residual_is_relative_to_the_measured_time():
+    """``max_rel_residual`` is the largest |t - fit| / t (numpy least squares on x = N log2 N):
+    a 5 % misfit on a 100 ms point reads 0.05, not 5 ms."""
+    from afno_lite.bench import stats
+
+    Ns = [1024, 4096, 16384]
+    ts = [10.0, 45.0, 220.0]
+    x = np.array([n * math.log2(n) for n in Ns])
+    b, a = np.polyfit(x, ts, 1)
+    ref = max(abs(t - (a + b * xi)) / t for xi, t in zip(x, ts, strict=True))
+    fit = stats.fit_nlogn(Ns, ts)
+    assert fit["max_rel_residual"] == pytest.approx(ref, rel=1e-9)
+    assert fit["a_ms"] == pytest.approx(a) and fit["b_ns"] == pytest.approx(b * 1e6)
+
+
+def test_crossover_a_tie_is_not_faster_and_faster_everywhere_is_a_bound():
+    """"Stays faster" is strict: equal times at the largest grid give no crossover. Faster at
+    every grid gives the smallest measured N as an upper bound ("<="), not an extrapolation."""
+    from afno_lite.bench import stats
+
+    tie = {"results": [_row("afno_fast", 64, 2.0), _row("afno_fast", 256, 2.0),
+                       _row("attention_h8", 64, 1.0), _row("attention_h8", 256, 2.0)]}
+    assert stats.crossover(tie)["N"] is None
+    always = {"results": [_row("afno_fast", 64, 0.5), _row("afno_fast", 256, 0.9),
+                          _row("attention_h8", 64, 1.0), _row("attention_h8", 256, 2.0)]}
+    co = stats.crossover(always)
+    assert co["N"] == 64 and co["bound"] == "<="
+
+
+def test_crossover_goal_is_met_at_exactly_128_tokens():
+    """The crossover goal reads "from N <= 128": faster from N = 128 on meets it."""
+    from afno_lite.bench import stats
+
+    res = {"results": [_row("afno_fast", 128, 0.5), _row("afno_fast", 512, 1.0),
+                       _row("attention_h8", 128, 1.0), _row("attention_h8", 512, 4.0)]}
+    co = stats.goal_ratios(res)["crossover_vs_attention_h8"]
+    assert co["N"] == 128 and co["met"] is True
+
+
+def test_rows_of_different_runs_are_compared_by_their_medians():
+    """Two rows with different numbers of sessions were not timed together: their ratio is the
+    one ratio of the medians, not a pairing of unrelated sessions."""
+    from afno_lite.bench import stats
+
+    num, den = _row("afno_fast", 1024, [1.0, 2.0, 9.0]), _row("fft_floor", 1024, [4.0, 4.0])
+    assert stats.session_ratios(num, den) == [pytest.approx(2.0 / 4.0)]
+
+
+def test_floor_ratio_of_different_runs_uses_the_faster_floor_median():
+    """When the rows come from different runs the floor is the layout with the faster median:
+    fast AFNO 2 ms against floors of 1 ms and 4 ms reads 2.0, the conservative ratio."""
+    from afno_lite.bench import stats
+
+    res = {"results": [_row("afno_fast", 4096, [2.0, 2.0, 2.0]), _row("fft_floor", 4096, 1.0),
+                       _row("fft_floor_cf", 4096, [4.0, 4.0])]}
+    fr = stats.best_floor_ratios(res, "afno_fast", "fwd+bwd", 256, 1, 4096)
+    assert fr["best"]["median"] == 2.0 and fr["faster_layout"] == ["channels_last"]
+
+
+def test_a_row_measured_on_the_gpu_counts_as_gpu_even_in_a_cpu_result():
+    """A row's own ``device`` wins over the result's: GPU rows merged into a CPU result file must
+    not enter the CPU goals (and vice versa)."""
+    from afno_lite.bench import stats
+
+    res = {"machine": {"device": "cpu"}, "results": [_row("afno_fast", 1024, 1.0, device="cuda:0"),
+                                                     _row("afno_fast", 4096, 1.0)]}
+    assert stats.row_device(res, res["results"][0]) == "cuda:0"
+    assert [r["N"] for r in stats.on_cuda(res)["results"]] == [1024]
+
+
+def test_gpu_floor_goal_is_against_the_channels_first_floor():
+    """The GPU goal is "<= 3 x the channels-first floor": when the channels-last floor happens to
+    be faster, the ratio reported for the goal is still the one to channels-first (5 / 2.5 = 2)."""
+    from afno_lite.bench import stats
+
+    res = {"results": [_row("afno_fast", 65536, [5.0] * 3, device="cuda:0"),
+                       _row("fft_floor", 65536, [1.0] * 3, device="cuda:0"),
+                       _row("fft_floor_cf", 65536, [2.5] * 3, device="cuda:0")]}
+    g = stats.gpu_goal_ratios(res)["gpu_vs_floor_cf"]
+    assert g["ratios"]["fp32 C=256 B=1"][65536]["median"] == pytest.approx(2.0)
