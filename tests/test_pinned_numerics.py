@@ -328,3 +328,57 @@ def test_gpu_floor_goal_is_against_the_channels_first_floor():
                        _row("fft_floor_cf", 65536, [2.5] * 3, device="cuda:0")]}
     g = stats.gpu_goal_ratios(res)["gpu_vs_floor_cf"]
     assert g["ratios"]["fp32 C=256 B=1"][65536]["median"] == pytest.approx(2.0)
+
+
+# --------------------------------------------------------------------------- generated scenes
+def _naive_displacements(size, n_classes, min_dist, margin):
+    """relation_displacements re-derived with plain loops: every (dy, dx) with |dy|, |dx| < size/2,
+    Chebyshev length >= min_dist, in the sector of its orientation and >= margin from its edges."""
+    out = [set() for _ in range(n_classes)]
+    for dy in range(-size, size + 1):
+        for dx in range(-size, size + 1):
+            if abs(dy) >= size / 2 or abs(dx) >= size / 2 or max(abs(dy), abs(dx)) < min_dist:
+                continue
+            s = (math.atan2(dy, dx) % math.pi) / (math.pi / n_classes)
+            if s >= n_classes - 1e-9:
+                s = 0.0
+            c, frac = int(math.floor(s)), s - math.floor(s)
+            if margin <= frac <= 1 - margin:
+                out[c].add((dy, dx))
+    return out
+
+
+@pytest.mark.parametrize("size, n_classes, min_dist, margin", [(32, 12, 8, 0.2), (21, 6, 5, 0.1)])
+def test_relation_displacements_equal_a_naive_enumeration(size, n_classes, min_dist, margin):
+    """The class table is exactly the displacements the module docstring describes, the ones at
+    Chebyshev distance exactly ``min_dist`` included (odd and even canvases)."""
+    from afno_lite.scenes import relation_displacements
+
+    table = relation_displacements(size, n_classes, min_dist, margin)
+    ref = _naive_displacements(size, n_classes, min_dist, margin)
+    assert [set(map(tuple, a.tolist())) for a in table] == ref
+    assert any(max(abs(dy), abs(dx)) == min_dist for a in ref for dy, dx in a)
+
+
+def test_the_dots_are_added_to_the_noise_not_pasted_over_it():
+    """Dot pixels carry the same background noise as every other pixel (value 1 + noise): a
+    noise-free square would give the dots away by their zero variance alone."""
+    from afno_lite.scenes import relation_scenes
+
+    x, _, p = relation_scenes(50, seed=1, noise=0.1, dot=3, return_positions=True)
+    r, c = p[:, 0, 0], p[:, 0, 1]
+    dots = torch.stack([x[i, 0, (r[i] + a) % 32, (c[i] + b) % 32] for i in range(50) for a in range(3)
+                        for b in range(3)])
+    assert float((dots - 1.0).std()) == pytest.approx(0.1, rel=0.15)
+
+
+def test_shape_scenes_reach_max_shapes_and_never_exceed_it():
+    """"1 to max_shapes shapes": with the default radius every count from 1 to 3 occurs (the
+    shapes never touch, so connected components count them) and none above 3."""
+    from scipy import ndimage
+
+    from afno_lite.scenes import shape_scenes
+
+    _, y = shape_scenes(40, size=64, seed=0, max_shapes=3)
+    counts = {ndimage.label(y[i].numpy() > 0)[1] for i in range(40)}
+    assert counts == {1, 2, 3}
