@@ -382,3 +382,24 @@ def test_shape_scenes_reach_max_shapes_and_never_exceed_it():
     _, y = shape_scenes(40, size=64, seed=0, max_shapes=3)
     counts = {ndimage.label(y[i].numpy() > 0)[1] for i in range(40)}
     assert counts == {1, 2, 3}
+
+
+def test_shapes_lie_wholly_inside_the_image():
+    """Every shape keeps at least one pixel of background to the image border, so its whole
+    outline (what decides its label) is in the picture: the outermost rows and columns are
+    background in every image."""
+    from afno_lite.scenes import shape_scenes
+
+    _, y = shape_scenes(60, size=32, seed=2, max_shapes=3, radius=(0.15, 0.25))
+    border = torch.cat([y[:, 0], y[:, -1], y[:, :, 0], y[:, :, -1]], dim=1)
+    assert int(border.max()) == 0
+    assert int((y > 0).sum()) > 0
+
+
+def test_shape_radius_must_stay_below_half_the_image():
+    """A radius of half the image (a shape as wide as the canvas) is refused with the bound in
+    the message, as the docstring states (0 < low <= high < 0.5)."""
+    from afno_lite.scenes import shape_scenes
+
+    with pytest.raises(MixerConfigError, match="radius"):
+        shape_scenes(1, size=32, radius=(0.1, 0.5))
