@@ -12,8 +12,9 @@ from fractions import Fraction
 import pytest
 import torch
 
-from afno_lite import GlobalFilter, SpectralConv2d, mixer
+from afno_lite import AFNO, GlobalFilter, SpectralConv2d, mixer
 from afno_lite._checks import MixerConfigError, MixerInputError
+from afno_lite.fast import FastAFNO, compiled
 from afno_lite.registry import SPECS
 from afno_lite.spectral import (
     energy_fraction,
@@ -196,3 +197,38 @@ def test_every_mixer_built_by_name_rejects_nan_input_by_default(name):
     x[0, 1, 2, 3] = float("nan")
     with pytest.raises(MixerInputError, match="NaN or Inf"):
         m(x)
+
+
+# ----------------------------------------------------------------------------- fast.py
+def test_compiled_hands_torch_compile_static_shapes_and_the_documented_mode(monkeypatch):
+    """``compiled`` promises: on a CPU module the default mode (CUDA graphs only for CUDA
+    parameters), static shapes unless the caller asks otherwise, and with an explicit
+    ``backend`` no ``mode`` (torch.compile refuses both together)."""
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: calls.append((module, kw)) or module)
+    layer = FastAFNO(16, num_blocks=4)
+    assert compiled(layer) is layer
+    assert calls[-1] == (layer, {"mode": "default", "dynamic": False})
+    compiled(layer, backend="aot_eager")
+    assert calls[-1][1] == {"backend": "aot_eager", "dynamic": False}
+    compiled(layer, dynamic=True)
+    assert calls[-1][1] == {"mode": "default", "dynamic": True}
+    compiled(layer, mode="max-autotune")
+    assert calls[-1][1] == {"mode": "max-autotune", "dynamic": False}
+
+
+@pytest.mark.parametrize("H, W, keep", [(8, 8, 0.75), (5, 6, 0.7), (7, 12, 0.9)])
+def test_fast_afno_equals_reference_when_the_kept_columns_stop_just_below_nyquist(H, W, keep):
+    """With ``m_w = W/2 - 1`` the pruned half-spectrum holds W/2 columns: column 0 is
+    self-conjugate, the Nyquist column W/2 is not there. FastAFNO must still be the reference
+    function (float64, weights large enough for ReLU and softshrink to act)."""
+    torch.manual_seed(0)
+    assert kept_mode_cutoffs(H, W, keep)[1] + 1 == W // 2
+    ref = AFNO(8, num_blocks=2, keep_fraction=keep, sparsity_threshold=0.05).double()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.normal_(0.0, 0.4)
+    fast = FastAFNO(8, num_blocks=2, keep_fraction=keep, sparsity_threshold=0.05).double()
+    fast.load_state_dict(ref.state_dict())
+    x = torch.randn(2, H, W, 8, dtype=F64)
+    torch.testing.assert_close(fast(x), ref(x), rtol=1e-12, atol=1e-12)
