@@ -403,3 +403,74 @@ def test_shape_radius_must_stay_below_half_the_image():
 
     with pytest.raises(MixerConfigError, match="radius"):
         shape_scenes(1, size=32, radius=(0.1, 0.5))
+
+
+# --------------------------------------------------------------------------- Navier-Stokes solver
+def test_wavenumbers_are_the_rfft2_half_plane_with_a_positive_nyquist_column():
+    """``wavenumbers(N)`` returns 2 pi k in rfft2 order: kx as numpy's fftfreq (Nyquist row at
+    -N/2), ky as rfftfreq (last column +N/2). A reader building a spectral derivative from them
+    gets the half-plane numpy and torch use."""
+    from afno_lite.pde import wavenumbers
+
+    for N in (8, 6):
+        kx, ky = wavenumbers(N)
+        assert kx.shape == (N, 1) and ky.shape == (1, N // 2 + 1)
+        assert kx[:, 0].tolist() == pytest.approx((2 * np.pi * np.fft.fftfreq(N, 1 / N)).tolist())
+        assert ky[0].tolist() == pytest.approx((2 * np.pi * np.fft.rfftfreq(N, 1 / N)).tolist())
+
+
+def test_two_thirds_rule_drops_the_mode_at_exactly_n_over_3():
+    """On a grid whose size is a multiple of 3 (N = 12) the 2/3 rule keeps |k| < N/3 = 4 only:
+    mode 4 would alias (4 + 4 = 8 = -4 mod 12) in the quadratic product. The solver's state has
+    no energy at |k_x| >= 4 or k_y >= 4 (numpy's fftfreq as reference)."""
+    from afno_lite.pde import gaussian_random_field, navier_stokes
+
+    N = 12
+    w = navier_stokes(gaussian_random_field(1, N, seed=0), T=0.02, dt=0.01)
+    spec = np.abs(np.fft.rfft2(w[0].numpy()))
+    k = np.abs(np.fft.fftfreq(N, 1 / N))[:, None]
+    ky = np.fft.rfftfreq(N, 1 / N)[None, :]
+    outside = (k >= N / 3) | (ky >= N / 3)
+    assert spec[outside].max() < 1e-10 * spec.max()
+    assert spec[~outside].max() > 1e-3                # the band itself is not empty
+
+
+def test_kolmogorov_forcing_is_the_fno_benchmark_formula():
+    """f(x, y) = 0.1 (sin 2 pi (x + y) + cos 2 pi (x + y)) at x_i = i/N, y_j = j/N (Li et al.,
+    2021): the PDE chapter's data must be the benchmark's, evaluated here with numpy."""
+    from afno_lite.pde import kolmogorov_forcing
+
+    N = 8
+    x, y = np.meshgrid(np.arange(N) / N, np.arange(N) / N, indexing="ij")
+    ref = 0.1 * (np.sin(2 * np.pi * (x + y)) + np.cos(2 * np.pi * (x + y)))
+    assert kolmogorov_forcing(N).numpy() == pytest.approx(ref, abs=1e-12)
+    assert kolmogorov_forcing(N, amplitude=0.3).numpy() == pytest.approx(3 * ref, abs=1e-12)
+
+
+def test_random_field_spectrum_follows_the_covariance_operator():
+    """The initial vorticity has covariance (-lap + tau^2)^(-alpha): the mean power at |k| = 4
+    over the mean power at |k| = 1 (axis modes, 2 pi k) is ((2 pi 4)^2 + tau^2)^-alpha /
+    ((2 pi)^2 + tau^2)^-alpha; a field with the wrong exponent is smoother or rougher than the
+    benchmark's."""
+    from afno_lite.pde import gaussian_random_field
+
+    alpha, tau, N = 2.5, 7.0, 16
+    w = gaussian_random_field(60, N, alpha=alpha, tau=tau, seed=0, std=None).numpy()
+    P = (np.abs(np.fft.fft2(w)) ** 2).mean(0)
+    p1 = np.mean([P[1, 0], P[-1, 0], P[0, 1], P[0, -1]])
+    p4 = np.mean([P[4, 0], P[-4, 0], P[0, 4], P[0, -4]])
+    ref = (((2 * np.pi * 4) ** 2 + tau**2) / ((2 * np.pi) ** 2 + tau**2)) ** (-alpha)
+    assert p4 / p1 == pytest.approx(ref, rel=0.3)
+
+
+# --------------------------------------------------------------------------- offline images
+@pytest.mark.parametrize("name", ["mri", "topography"])
+def test_shipped_images_span_the_whole_unit_range(name):
+    """The MRI slice is scaled by its maximum and the elevation model min-max: both reach 1 (and
+    the elevation 0), so a crop's contrast does not depend on the file's units."""
+    from afno_lite.data import load_image
+
+    a = load_image(name, size=None)
+    assert float(a.max()) == pytest.approx(1.0)
+    if name == "topography":
+        assert float(a.min()) == pytest.approx(0.0)
