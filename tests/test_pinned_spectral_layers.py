@@ -11,9 +11,12 @@ from fractions import Fraction
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from afno_lite import AFNO, GlobalFilter, SpectralConv2d, mixer
+from afno_lite import AFNO, GlobalFilter, SpectralConv2d, compat, mixer
 from afno_lite._checks import MixerConfigError, MixerInputError
+from afno_lite.compat import NvidiaWeightsError
 from afno_lite.fast import FastAFNO, compiled
 from afno_lite.registry import SPECS
 from afno_lite.spectral import (
@@ -232,3 +235,134 @@ def test_fast_afno_equals_reference_when_the_kept_columns_stop_just_below_nyquis
     fast.load_state_dict(ref.state_dict())
     x = torch.randn(2, H, W, 8, dtype=F64)
     torch.testing.assert_close(fast(x), ref(x), rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- compat.py
+def _tensors(dim: int = 8, k: int = 2, seed: int = 0, scale: float = 0.3) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    b = dim // k
+    shapes = {"w1": (2, k, b, b), "b1": (2, k, b), "w2": (2, k, b, b), "b2": (2, k, b)}
+    return {n: scale * torch.randn(*sh, generator=g) for n, sh in shapes.items()}
+
+
+def _fourcastnet_naive(x: torch.Tensor, t: dict, lam: float, frac: float) -> torch.Tensor:
+    """FourCastNet's AFNO2D in float64 complex arithmetic: modes in rows total-kept:total+kept
+    and columns :kept (total = H//2 + 1, kept = int(total * frac)), written from its source."""
+    B, H, W, C = x.shape
+    k, b = t["w1"].shape[1:3]
+    cx = lambda w: torch.complex(w[0].double(), w[1].double())  # noqa: E731
+    X = torch.fft.rfft2(x.double(), dim=(1, 2), norm="ortho").reshape(B, H, W // 2 + 1, k, b)
+    h = torch.einsum("...ki,kio->...ko", X, cx(t["w1"])) + cx(t["b1"])
+    h = torch.complex(F.relu(h.real), F.relu(h.imag))
+    y = torch.einsum("...ki,kio->...ko", h, cx(t["w2"])) + cx(t["b2"])
+    y = torch.complex(F.softshrink(y.real, lam), F.softshrink(y.imag, lam))
+    total = H // 2 + 1
+    kept = int(total * frac)
+    mask = torch.zeros(H, W // 2 + 1, 1, 1)
+    mask[total - kept: total + kept, :kept] = 1
+    y = (y * mask).reshape(B, H, W // 2 + 1, C)
+    return torch.fft.irfft2(y, s=(H, W), dim=(1, 2), norm="ortho") + x.double()
+
+
+def test_reference_layer_forward_reads_the_layers_threshold_and_fraction():
+    """``nvidia_layer_forward`` is what NVIDIA's layer computes with *this* layer's λ and
+    keep_fraction (read as hard_thresholding_fraction), not with the reference defaults."""
+    torch.manual_seed(0)
+    t = _tensors()
+    layer = AFNO(8, num_blocks=2, sparsity_threshold=0.3, keep_fraction=0.5).double()
+    compat.load_nvidia_afno_layer(layer, t)
+    x = torch.randn(2, 8, 8, 8, dtype=F64)
+    got = compat.nvidia_layer_forward(layer, x, compute_dtype=None)
+    torch.testing.assert_close(got, _fourcastnet_naive(x, t, 0.3, 0.5), rtol=1e-10, atol=1e-10)
+
+
+def test_reference_forward_computes_in_float32_by_default_and_keeps_the_input_dtype():
+    """The reference runs ``x.float()``: by default float64 input has float32 accuracy (not
+    float64's), and bfloat16 input comes back as bfloat16 (its ``x.type(dtype)``), as a
+    checkpoint's users see it."""
+    torch.manual_seed(0)
+    t = _tensors()
+    x = torch.randn(2, 6, 6, 8, dtype=F64)
+    y = compat.nvidia_afno2d_forward(x, *(t[n] for n in ("w1", "b1", "w2", "b2")), num_blocks=2)
+    err = float((y - _fourcastnet_naive(x, t, 0.01, 1.0)).abs().max())
+    assert y.dtype == F64 and 1e-10 < err < 1e-4
+    xb = x.to(torch.bfloat16)
+    yb = compat.nvidia_afno2d_forward(xb, *(t[n] for n in ("w1", "b1", "w2", "b2")), num_blocks=2)
+    assert yb.dtype == torch.bfloat16
+    ref = _fourcastnet_naive(xb.double(), t, 0.01, 1.0)
+    torch.testing.assert_close(yb.double(), ref, rtol=2 ** -6, atol=2 ** -6)
+
+
+def test_wrapper_prefixes_are_stripped_in_any_order_and_repeated():
+    """A checkpoint of a compiled DDP model has keys ``_orig_mod.module.blocks...``; every
+    wrapper prefix must come off, whatever the nesting, or no filter key is found."""
+    t = torch.zeros(1)
+    for pre in ("_orig_mod.module.", "module._orig_mod.", "module.module.", "_orig_mod._orig_mod.module."):
+        assert list(compat.unwrap_state_dict({pre + "blocks.0.filter.w1": t})) == ["blocks.0.filter.w1"]
+    src = AFNO(8, num_blocks=2)
+    sd = compat.nvidia_afno_layer_state(src, prefix="module.module.blocks.0.filter.")
+    dst = compat.load_nvidia_afno_layer(AFNO(8, num_blocks=2), sd, prefix="module.module.blocks.0.filter.")
+    assert all(torch.equal(getattr(dst, n), getattr(src, n)) for n in ("w1", "b1", "w2", "b2"))
+
+
+def test_models_with_nvidia_filter_attributes_and_module_sources_load():
+    """``afno_layers`` finds ``model.blocks[i].filter`` (NVIDIA's naming) as documented, and a
+    source model can be handed over directly instead of its state dict."""
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.filter = AFNO(8, num_blocks=2)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([Block(), Block()])
+
+    torch.manual_seed(0)
+    src, dst = Net(), Net()
+    assert compat.afno_layers(dst) == [dst.blocks[0].filter, dst.blocks[1].filter]
+    report = compat.load_nvidia_afno_blocks(dst, src)
+    assert report.num_layers == 2
+    assert torch.equal(dst.blocks[1].filter.w2, src.blocks[1].filter.w2)
+
+
+def test_bias_free_layer_refuses_a_nonzero_second_bias():
+    """bias=False means zero biases in both layers: a checkpoint with a non-zero b2 alone must
+    be refused too, or the loaded layer silently computes another function than the source."""
+    t = _tensors()
+    t["b1"].zero_()
+    with pytest.raises(NvidiaWeightsError, match=r"bias=False but \['b2'\] are non-zero"):
+        compat.load_nvidia_afno_layer(AFNO(8, num_blocks=2, bias=False), t)
+
+
+def test_exported_layer_state_is_a_copy():
+    """``nvidia_afno_layer_state`` returns detached copies: editing the exported tensors (e.g.
+    to test a perturbed checkpoint) must not change the live layer."""
+    layer = AFNO(8, num_blocks=2)
+    before = layer.w1.detach().clone()
+    state = compat.nvidia_afno_layer_state(layer)
+    state["w1"].add_(1.0)
+    assert torch.equal(layer.w1, before)
+
+
+def test_strict_loading_refuses_fewer_filters_than_layers():
+    """With strict=True a checkpoint holding fewer filters than the model has AFNO layers is
+    an error: the remaining layers would silently keep their random initialisation."""
+    src = [AFNO(8, num_blocks=2)]
+    dst = [AFNO(8, num_blocks=2), AFNO(8, num_blocks=2)]
+    sd = compat.to_nvidia_state_dict(src)
+    with pytest.raises(NvidiaWeightsError, match="has 1 AFNO filters .* model has 2 AFNO layers"):
+        compat.load_nvidia_afno_blocks(dst, sd)
+    assert compat.load_nvidia_afno_blocks(dst, sd, strict=False).num_layers == 1
+
+
+def test_keys_that_only_start_like_a_filter_tensor_are_ignored():
+    """Only ``blocks.<i>.filter.<w1|b1|w2|b2>`` exactly is a filter tensor; a key such as
+    ``blocks.0.filter.w1_ema`` is listed as ignored and never loaded in place of w1."""
+    src = [AFNO(8, num_blocks=2)]
+    sd = compat.to_nvidia_state_dict(src)
+    sd["blocks.0.filter.w1_ema"] = torch.zeros_like(sd["blocks.0.filter.w1"])
+    dst = [AFNO(8, num_blocks=2)]
+    report = compat.load_nvidia_afno_blocks(dst, sd)
+    assert report.ignored == ["blocks.0.filter.w1_ema"]
+    assert torch.equal(dst[0].w1, src[0].w1)
