@@ -474,3 +474,45 @@ def test_shipped_images_span_the_whole_unit_range(name):
     assert float(a.max()) == pytest.approx(1.0)
     if name == "topography":
         assert float(a.min()) == pytest.approx(0.0)
+
+
+def test_a_snapshot_lands_exactly_on_t_when_t_is_not_a_multiple_of_dt():
+    """T = 0.05 with dt = 0.02: the solver shortens its step so the last one lands on T. A single
+    Fourier mode without forcing decays exactly as exp(-nu |2 pi k|^2 t), here 2 pi (1, 2)."""
+    from afno_lite.pde import navier_stokes
+
+    N, nu, T = 16, 0.05, 0.05
+    x = torch.arange(N, dtype=torch.float64) / N
+    w0 = torch.cos(2 * math.pi * (x[:, None] + 2 * x[None, :]))
+    wT = navier_stokes(w0, T=T, nu=nu, dt=0.02, forcing=None)
+    decay = math.exp(-nu * (2 * math.pi) ** 2 * 5 * T)
+    assert wT.numpy() == pytest.approx((decay * w0).numpy(), abs=1e-10)
+
+
+def test_a_forcing_tensor_is_projected_onto_the_two_thirds_band():
+    """A user-given forcing with energy at high wavenumbers must not push the state out of the
+    2/3 band (the Galerkin truncation that keeps the scheme de-aliased)."""
+    from afno_lite.pde import navier_stokes
+
+    N = 12
+    x = torch.arange(N, dtype=torch.float64) / N
+    f = torch.cos(2 * math.pi * 5 * x)[:, None] + torch.cos(2 * math.pi * 4 * x)[None, :]
+    w = navier_stokes(torch.zeros(N, N, dtype=torch.float64), T=0.1, dt=0.05, forcing=f)
+    assert float(w.abs().max()) < 1e-12
+
+
+def test_images_are_centre_cropped_gray_means_area_averaged():
+    """``load_image(name, size)``: the mean of R, G, B (divided by 255), the centre square, and an
+    area average down to ``size`` -- re-derived with numpy from matplotlib's own file."""
+    import matplotlib
+    import matplotlib.image as mpimg
+
+    from afno_lite.data import IMAGES, load_image
+
+    path = f"{matplotlib.get_data_path()}/sample_data/{IMAGES['grace_hopper']}"
+    raw = np.asarray(mpimg.imread(path), dtype=np.float64)[..., :3].mean(-1) / 255.0    # 600 x 512
+    H, W = raw.shape
+    s = min(H, W)
+    sq = raw[(H - s) // 2:(H - s) // 2 + s, (W - s) // 2:(W - s) // 2 + s]
+    ref = sq.reshape(64, s // 64, 64, s // 64).mean(axis=(1, 3))
+    assert load_image("grace_hopper", size=64).numpy() == pytest.approx(ref, abs=1e-5)
