@@ -516,3 +516,53 @@ def test_images_are_centre_cropped_gray_means_area_averaged():
     sq = raw[(H - s) // 2:(H - s) // 2 + s, (W - s) // 2:(W - s) // 2 + s]
     ref = sq.reshape(64, s // 64, 64, s // 64).mean(axis=(1, 3))
     assert load_image("grace_hopper", size=64).numpy() == pytest.approx(ref, abs=1e-5)
+
+
+def test_a_float32_field_is_solved_in_float64():
+    """The solver computes in float64 whatever the input: a float32 w0 gives the float64 solution
+    of the same values, rounded once to float32 (bit for bit)."""
+    from afno_lite.pde import gaussian_random_field, navier_stokes
+
+    w0 = gaussian_random_field(2, 16, seed=1).float()
+    a = navier_stokes(w0, T=0.1, dt=0.05)
+    b = navier_stokes(w0.double(), T=0.1, dt=0.05).float()
+    assert a.dtype == torch.float32 and torch.equal(a, b)
+
+
+def test_curl_and_divergence_keep_the_input_dtype():
+    """Spectral derivatives compute in float64 and return the dtype they were given (float32
+    in, float32 out), like every other field function of the solver."""
+    from afno_lite.pde import curl, divergence, velocity
+
+    w = torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(0))
+    u, v = velocity(w)
+    assert curl(u, v).dtype == torch.float32 and divergence(u, v).dtype == torch.float32
+
+
+def test_raw_random_field_variance_is_the_sum_of_the_kept_mode_variances():
+    """With ``std=None`` the field keeps the covariance's own scale: its pointwise variance is
+    sum over the kept modes (|k_x|, |k_y| < N/2, k != 0) of tau^(2 alpha - 2) (|2 pi k|^2 +
+    tau^2)^(-alpha), the variance of a real field with those mode variances."""
+    from afno_lite.pde import gaussian_random_field
+
+    alpha, tau, N = 2.5, 7.0, 16
+    k = np.arange(-(N // 2) + 1, N // 2)
+    k2 = (2 * np.pi) ** 2 * (k[:, None] ** 2 + k[None, :] ** 2)
+    var = tau ** (2 * alpha - 2) * (k2 + tau**2) ** (-alpha)
+    var[k2 == 0] = 0.0
+    w = gaussian_random_field(60, N, alpha=alpha, tau=tau, seed=0, std=None).numpy()
+    assert (w**2).mean() == pytest.approx(var.sum(), rel=0.2)
+
+
+def test_synthetic_field_power_falls_as_k_to_the_minus_slope_on_a_non_square_grid():
+    """``synthetic_field``'s power spectrum is ~ |k|^-slope in integer wavenumbers on an 8 x 32
+    grid, the same along H and W: power at (k_H, k_W) = (0, 4) over (0, 1) is 4^-slope, and
+    (2, 1) and (1, 2), both at |k| = sqrt 5, carry the same power (400 channels; modes off the
+    k_W = 0 column)."""
+    from afno_lite.data import synthetic_field
+
+    slope = 3.0
+    f = synthetic_field(8, 32, slope=slope, seed=0, channels=400).numpy()
+    P = (np.abs(np.fft.fft2(f, axes=(0, 1))) ** 2).mean(-1)
+    assert P[0, 4] / P[0, 1] == pytest.approx(4.0**-slope, rel=0.5)      # 64x off if slope were doubled
+    assert P[2, 1] / P[1, 2] == pytest.approx(1.0, rel=0.25)
