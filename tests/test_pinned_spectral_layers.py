@@ -25,6 +25,7 @@ from afno_lite.spectral import (
     frequency_grid,
     hermitian_defect,
     kept_mode_cutoffs,
+    kept_rows,
     nvidia_kept_mode_mask,
     radial_energy_profile,
     self_conjugate_columns,
@@ -366,3 +367,18 @@ def test_keys_that_only_start_like_a_filter_tensor_are_ignored():
     report = compat.load_nvidia_afno_blocks(dst, sd)
     assert report.ignored == ["blocks.0.filter.w1_ema"]
     assert torch.equal(dst[0].w1, src[0].w1)
+
+
+def test_bad_arguments_to_the_bridge_and_row_helper_get_named_errors():
+    """Mistakes get the library's message naming the argument: a non-string prefix, a checkpoint
+    whose hidden width is no multiple of the block size, a bool where a mode count belongs."""
+    layer = AFNO(8, num_blocks=2)
+    sd = compat.nvidia_afno_layer_state(layer)
+    with pytest.raises(NvidiaWeightsError, match="prefix must be a string"):
+        compat.load_nvidia_afno_layer(layer, sd, prefix=0)
+    odd = _tensors()
+    odd["w1"], odd["b1"], odd["w2"] = torch.zeros(2, 2, 4, 6), torch.zeros(2, 2, 6), torch.zeros(2, 2, 6, 4)
+    with pytest.raises(NvidiaWeightsError, match=r"hidden_size_factor=6/4 \(not an integer\)"):
+        compat.load_nvidia_afno_layer(layer, odd)
+    with pytest.raises(MixerConfigError, match="m_h must be an integer >= 0, got True"):
+        kept_rows(8, True)
