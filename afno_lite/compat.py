@@ -106,17 +106,22 @@ def unwrap_state_dict(obj) -> dict[str, torch.Tensor]:
             break
     out = {}
     for key, value in obj.items():
-        k = str(key)
-        stripped = True
-        while stripped:
-            stripped = False
-            for p in _PREFIXES:
-                if k.startswith(p):
-                    k, stripped = k[len(p):], True
+        k = _strip_wrappers(str(key))
         if k in out:
             raise NvidiaWeightsError(f"two entries map to the key {k!r} once prefixes are stripped")
         out[k] = value
     return out
+
+
+def _strip_wrappers(key: str) -> str:
+    """``key`` without its leading ``module.`` / ``_orig_mod.`` prefixes, in any order."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for p in _PREFIXES:
+            if key.startswith(p):
+                key, stripped = key[len(p):], True
+    return key
 
 
 def _is_afno_like(m) -> bool:
@@ -197,9 +202,7 @@ def load_nvidia_afno_layer(layer: nn.Module, state_dict, prefix: str = "") -> nn
     if not isinstance(prefix, str):
         raise NvidiaWeightsError(f"prefix must be a string such as 'blocks.0.filter.', got {prefix!r}")
     sd = unwrap_state_dict(state_dict)
-    for p in _PREFIXES:                        # prefixes were stripped from the keys: strip them here too
-        while prefix.startswith(p):
-            prefix = prefix[len(p):]
+    prefix = _strip_wrappers(prefix)           # stripped from the keys: strip them here too
     missing = [prefix + k for k in KEYS if prefix + k not in sd]
     if missing:
         near = sorted(k for k in sd if k.rsplit(".", 1)[-1] in KEYS)[:8]

@@ -301,9 +301,11 @@ def test_wrapper_prefixes_are_stripped_in_any_order_and_repeated():
     for pre in ("_orig_mod.module.", "module._orig_mod.", "module.module.", "_orig_mod._orig_mod.module."):
         assert list(compat.unwrap_state_dict({pre + "blocks.0.filter.w1": t})) == ["blocks.0.filter.w1"]
     src = AFNO(8, num_blocks=2)
-    sd = compat.nvidia_afno_layer_state(src, prefix="module.module.blocks.0.filter.")
-    dst = compat.load_nvidia_afno_layer(AFNO(8, num_blocks=2), sd, prefix="module.module.blocks.0.filter.")
-    assert all(torch.equal(getattr(dst, n), getattr(src, n)) for n in ("w1", "b1", "w2", "b2"))
+    for pre in ("module.module.", "_orig_mod.module.", "module._orig_mod."):
+        prefix = pre + "blocks.0.filter."
+        sd = compat.nvidia_afno_layer_state(src, prefix=prefix)
+        dst = compat.load_nvidia_afno_layer(AFNO(8, num_blocks=2), sd, prefix=prefix)
+        assert all(torch.equal(getattr(dst, n), getattr(src, n)) for n in ("w1", "b1", "w2", "b2")), pre
 
 
 def test_models_with_nvidia_filter_attributes_and_module_sources_load():
