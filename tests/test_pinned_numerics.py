@@ -566,3 +566,44 @@ def test_synthetic_field_power_falls_as_k_to_the_minus_slope_on_a_non_square_gri
     P = (np.abs(np.fft.fft2(f, axes=(0, 1))) ** 2).mean(-1)
     assert P[0, 4] / P[0, 1] == pytest.approx(4.0**-slope, rel=0.5)      # 64x off if slope were doubled
     assert P[2, 1] / P[1, 2] == pytest.approx(1.0, rel=0.25)
+
+
+def test_patch_masks_always_hide_one_square_and_show_one():
+    """With 4 squares per image, ratio 0.05 still hides one square (not none) and ratio 0.95 hides
+    three (not all): an inpainting example always has something to fill and something to see."""
+    from afno_lite.data import patch_mask
+
+    for ratio, hidden in ((0.05, 1), (0.95, 3)):
+        m = patch_mask(5, size=8, patch=4, ratio=ratio, seed=0)
+        assert m.sum(dim=(1, 2, 3)).tolist() == [hidden * 16.0] * 5
+
+
+def test_procedural_crops_are_the_nearest_count_and_span_zero_to_one():
+    """``procedural=0.7`` of 4 crops is round(2.8) = 3 random fields, each mapped min-max onto
+    exactly [0, 1] by an affine map: one pixel at 0, one at 1, none clipped (a photograph crop
+    from this zoom never does that)."""
+    from afno_lite.data import image_crops
+
+    x = image_crops(4, size=16, seed=0, names=("grace_hopper",), scales=(4,), procedural=0.7)
+    full = [int((c == 0).sum()) == 1 and int((c == 1).sum()) == 1 and 0 <= float(c.min()) for c in x]
+    assert sum(full) == 3
+
+
+def test_flipped_crops_use_both_axes():
+    """With ``flips`` a crop is the image window as is, mirrored left-right, upside down, or both:
+    among 40 crops each of the four orientations occurs (each crop located in the zoomed image
+    by exhaustive search)."""
+    import torch.nn.functional as F
+
+    from afno_lite.data import image_crops, load_image
+
+    img = F.avg_pool2d(load_image("mri", size=None)[None, None], 4)[0, 0]       # 64 x 64 zoom
+    crops = image_crops(40, size=8, seed=0, names=("mri",), scales=(4,), flips=True)
+    windows = img.unfold(0, 8, 1).unfold(1, 8, 1).reshape(-1, 8, 8)
+    seen = set()
+    for c in crops[:, 0]:
+        hits = [o for o, t in enumerate((c, c.flip(1), c.flip(0), c.flip(0, 1)))
+                if ((windows - t).abs().amax(dim=(1, 2)) < 1e-6).any()]
+        if len(hits) == 1:
+            seen.add(hits[0])
+    assert seen == {0, 1, 2, 3}
