@@ -17,7 +17,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from afno_lite import MixerConfigError, pde
 from afno_lite import complexity as cx
 from afno_lite.bench import stats
-from afno_lite.data import IMAGES, image_crops, load_image, patch_mask, synthetic_field
+from afno_lite.data import IMAGES, image_crops, load_image, patch_mask, pde_data, synthetic_field
 from afno_lite.evidence import mean_std, paired_difference, verdict
 from afno_lite.scenes import relation_displacements, relation_scenes, shape_scenes
 from afno_lite.train import psnr, relative_l2, ssim
@@ -33,13 +33,16 @@ def test_complexity_table_fno_keeps_every_mode_of_a_non_square_odd_grid():
     assert rows["fno"]["params"] == 2 * H * (W // 2 + 1) * d * d
 
 
-def test_complexity_table_uses_the_given_num_blocks_in_the_paper_values():
+def test_complexity_table_uses_the_given_num_blocks_and_num_heads():
     """The paper's AFNO count (1 + 4/k) d^2 + 4d depends on k; the table must evaluate it at the k the reader chose,
-    or the paper column disagrees with the library column beside it."""
+    or the paper column disagrees with the library column beside it. Likewise the attention row is a real layer: a
+    head count that does not divide d is refused, not silently replaced by the default."""
     d, k, N = 16, 4, 64
     rows = {r["mixer"]: r for r in cx.complexity_table(d, (8, 8), num_blocks=k)}
     assert rows["afno"]["paper_params_value"] == pytest.approx((1 + 4 / k) * d * d + 4 * d)
     assert rows["afno"]["paper_flops_value"] == pytest.approx(N * d * d / k + N * d * math.log2(N))
+    with pytest.raises(MixerConfigError, match="num_heads"):
+        cx.complexity_table(16, (4, 4), num_heads=3)
 
 
 def test_complexity_table_counts_afno_with_the_given_keep_fraction():
@@ -49,8 +52,7 @@ def test_complexity_table_counts_afno_with_the_given_keep_fraction():
     d, k, f, B = 16, 4, 1, 1
     rows = {r["mixer"]: r for r in cx.complexity_table(d, (8, 8), batch=B, num_blocks=k,
                                                         keep_fraction=0.5)}
-    K = 5 * 3                             # k_H in -2..2, k_W in 0..2 (of 8 x 5 modes)
-    b = d // k
+    K, b = 5 * 3, d // k                  # k_H in -2..2, k_W in 0..2 (of 8 x 5 modes)
     assert rows["afno"]["matmul"] == 16 * B * K * d * b * f
 
 
@@ -63,13 +65,6 @@ def test_complexity_table_scales_with_batch():
         assert r3["params"] == r1["params"]
         for key in ("matmul", "matmul_real", "elementwise", "fft", "total"):
             assert r3[key] == pytest.approx(3 * r1[key]), (r1["mixer"], key)
-
-
-def test_complexity_table_rejects_a_head_count_that_does_not_divide_the_width():
-    """The attention row is a real attention layer: a head count that does not divide d cannot be built and must be
-    refused, not silently replaced by the default."""
-    with pytest.raises(MixerConfigError, match="num_heads"):
-        cx.complexity_table(16, (4, 4), num_heads=3)
 
 
 # --------------------------------------------------------------------------- the seed rule
@@ -354,9 +349,7 @@ def test_two_thirds_rule_drops_the_mode_at_exactly_n_over_3():
     N = 12
     w = pde.navier_stokes(pde.gaussian_random_field(1, N, seed=0), T=0.02, dt=0.01)
     spec = np.abs(np.fft.rfft2(w[0].numpy()))
-    k = np.abs(np.fft.fftfreq(N, 1 / N))[:, None]
-    ky = np.fft.rfftfreq(N, 1 / N)[None, :]
-    outside = (k >= N / 3) | (ky >= N / 3)
+    outside = (np.abs(np.fft.fftfreq(N, 1 / N))[:, None] >= N / 3) | (np.fft.rfftfreq(N, 1 / N)[None, :] >= N / 3)
     assert spec[outside].max() < 1e-10 * spec.max()
     assert spec[~outside].max() > 1e-3                # the band itself is not empty
 
@@ -429,18 +422,11 @@ def test_images_are_centre_cropped_gray_means_area_averaged():
 
 def test_a_float32_field_is_solved_in_float64():
     """The solver computes in float64 whatever the input: a float32 w0 gives the float64 solution of the same
-    values, rounded once to float32 (bit for bit)."""
+    values, rounded once to float32 (bit for bit). Curl and divergence likewise return the dtype they were given."""
     w0 = pde.gaussian_random_field(2, 16, seed=1).float()
-    a = pde.navier_stokes(w0, T=0.1, dt=0.05)
-    b = pde.navier_stokes(w0.double(), T=0.1, dt=0.05).float()
+    a, b = pde.navier_stokes(w0, T=0.1, dt=0.05), pde.navier_stokes(w0.double(), T=0.1, dt=0.05).float()
     assert a.dtype == torch.float32 and torch.equal(a, b)
-
-
-def test_curl_and_divergence_keep_the_input_dtype():
-    """Spectral derivatives compute in float64 and return the dtype they were given (float32 in, float32 out), like
-    every other field function of the solver."""
-    w = torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(0))
-    u, v = pde.velocity(w)
+    u, v = pde.velocity(w0)
     assert pde.curl(u, v).dtype == torch.float32 and pde.divergence(u, v).dtype == torch.float32
 
 
@@ -460,8 +446,7 @@ def test_synthetic_field_power_falls_as_k_to_the_minus_slope_on_a_non_square_gri
     """``synthetic_field``'s power spectrum is ~ |k|^-slope in integer wavenumbers on an 8 x 32 grid, the same along
     H and W: power at (k_H, k_W) = (0, 4) over (0, 1) is 4^-slope, and (2, 1) and (1, 2), both at |k| = sqrt 5,
     carry the same power (400 channels; modes off the k_W = 0 column)."""
-    slope = 3.0
-    f = synthetic_field(8, 32, slope=slope, seed=0, channels=400).numpy()
+    f = synthetic_field(8, 32, slope=(slope := 3.0), seed=0, channels=400).numpy()
     P = (np.abs(np.fft.fft2(f, axes=(0, 1))) ** 2).mean(-1)
     assert P[0, 4] / P[0, 1] == pytest.approx(4.0**-slope, rel=0.5)      # 64x off if slope were doubled
     assert P[2, 1] / P[1, 2] == pytest.approx(1.0, rel=0.25)
@@ -495,3 +480,19 @@ def test_flipped_crops_use_both_axes():
         if len(hits) == 1:
             seen.add(hits[0])
     assert seen == {0, 1, 2, 3}
+
+
+def test_pde_data_solves_to_the_requested_time():
+    """``pde_data(T=...)`` pairs w(0) with w(T) at the T asked for: its target is the solver's field at that time."""
+    _, y = pde_data(1, grids=(16,), T=0.1, seed=2, fine=16)[16]
+    ref = pde.navier_stokes(pde.gaussian_random_field(1, 16, seed=2), T=0.1, dt=2e-2)
+    assert torch.allclose(y[:, 0].double(), ref, atol=1e-6)
+
+
+def test_train_and_test_crops_draw_independent_random_streams():
+    """With one ``seed`` the train and test splits draw from different streams: which slots hold procedural fields
+    differs between them (the same stream would repeat every random choice across the splits)."""
+    def slots(split):
+        x = image_crops(24, size=16, split=split, seed=0, names=("grace_hopper",), scales=(4,), procedural=0.5)
+        return [int((c == 0).sum()) == 1 and int((c == 1).sum()) == 1 for c in x]
+    assert slots("train") != slots("test") and sum(slots("train")) == sum(slots("test")) == 12
