@@ -434,8 +434,7 @@ def test_raw_random_field_variance_is_the_sum_of_the_kept_mode_variances():
     """With ``std=None`` the field keeps the covariance's own scale: its pointwise variance is sum over the kept
     modes (|k_x|, |k_y| < N/2, k != 0) of tau^(2 alpha - 2) (|2 pi k|^2 + tau^2)^(-alpha), the variance of a real
     field with those mode variances."""
-    alpha, tau, N = 2.5, 7.0, 16
-    k = np.arange(-(N // 2) + 1, N // 2)
+    alpha, tau, N, k = 2.5, 7.0, 16, np.arange(-7, 8)                 # |k| < N/2
     k2 = (2 * np.pi) ** 2 * (k[:, None] ** 2 + k[None, :] ** 2)
     var = np.where(k2 == 0, 0.0, tau ** (2 * alpha - 2) * (k2 + tau**2) ** (-alpha))
     w = pde.gaussian_random_field(60, N, alpha=alpha, tau=tau, seed=0, std=None).numpy()
@@ -450,6 +449,8 @@ def test_synthetic_field_power_falls_as_k_to_the_minus_slope_on_a_non_square_gri
     P = (np.abs(np.fft.fft2(f, axes=(0, 1))) ** 2).mean(-1)
     assert P[0, 4] / P[0, 1] == pytest.approx(4.0**-slope, rel=0.5)      # 64x off if slope were doubled
     assert P[2, 1] / P[1, 2] == pytest.approx(1.0, rel=0.25)
+    with pytest.raises(MixerConfigError, match="at least 2 grid points"):    # one point has no variance
+        synthetic_field(1, 1)
 
 
 def test_patch_masks_always_hide_one_square_and_show_one():
@@ -472,8 +473,7 @@ def test_flipped_crops_use_both_axes():
     each of the four orientations occurs (each crop located in the zoomed image by exhaustive search)."""
     img = F.avg_pool2d(load_image("mri", size=None)[None, None], 4)[0, 0]       # 64 x 64 zoom
     crops = image_crops(40, size=8, seed=0, names=("mri",), scales=(4,), flips=True)
-    windows = img.unfold(0, 8, 1).unfold(1, 8, 1).reshape(-1, 8, 8)
-    seen = set()
+    windows, seen = img.unfold(0, 8, 1).unfold(1, 8, 1).reshape(-1, 8, 8), set()
     for c in crops[:, 0]:
         hits = [o for o, t in enumerate((c, c.flip(1), c.flip(0), c.flip(0, 1)))
                 if ((windows - t).abs().amax(dim=(1, 2)) < 1e-6).any()]
