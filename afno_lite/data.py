@@ -89,7 +89,13 @@ def load_image(name: str = "grace_hopper", size: int | tuple[int, int] | None = 
 def synthetic_field(H: int = 64, W: int = 64, slope: float = 3.0, seed: int = 0,
                     channels: int | None = None) -> torch.Tensor:
     """A Gaussian random field with power spectrum ``~ |k|^-slope`` (smooth for large slope),
-    normalised to zero mean and unit variance. ``[H, W]`` or ``[H, W, channels]``."""
+    normalised to zero mean and unit variance. ``[H, W]`` or ``[H, W, channels]``.
+
+    Not quite isotropic: the noise is drawn on the half-spectrum, and on its self-conjugate
+    columns (``k_W = 0``, and ``k_W = W/2`` for even ``W``) the inverse real FFT keeps only
+    its Hermitian part, so the modes there carry half the power of the other modes of the
+    same ``|k|``. The procedural training crops (:func:`image_crops`) and the shipped results
+    were made with this field, so it is kept as it is."""
     H, W = check_positive_int(H, "H"), check_positive_int(W, "W")
     if H * W < 2:
         raise MixerConfigError(f"a field needs at least 2 grid points to normalise, got {H}x{W}")

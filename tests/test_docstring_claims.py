@@ -169,3 +169,17 @@ def test_fused_attention_memory_grows_linearly_in_the_tokens():
         x = torch.randn(1, side, side, 16, requires_grad=True)
         peaks.append(peak_memory_bytes(lambda x=x: m(x).sum().backward()))
     assert peaks[1] / peaks[0] < 6          # 4x the tokens: linear ~4, quadratic ~16
+
+
+def test_synthetic_field_has_half_power_on_the_self_conjugate_columns_only():
+    """``data.synthetic_field``'s docstring: the modes of the self-conjugate columns carry half
+    the power of the other modes of the same |k|; elsewhere the spectrum is isotropic."""
+    from afno_lite.data import synthetic_field
+
+    f = synthetic_field(16, 16, slope=3.0, seed=0, channels=2000)
+    P = (torch.fft.fft2(f.double(), dim=(0, 1)).abs() ** 2).mean(-1)
+    column_0 = torch.stack([P[k, 0] / P[0, k] for k in range(1, 5)])     # (k, 0) vs (0, k)
+    nyquist = torch.stack([P[k, 8] / P[8, k] for k in range(1, 5)])      # (k, W/2) vs (W/2, k)
+    generic = torch.stack([P[k, j] / P[j, k] for k in range(2, 5) for j in range(1, k)])
+    assert 0.4 < column_0.mean() < 0.65 and 0.4 < nyquist.mean() < 0.65, (column_0, nyquist)
+    assert 0.85 < generic.mean() < 1.15, generic
