@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import pytest
 import torch
-import torch.nn.functional as F
+from test_compat import masked_afno
 from torch import nn
 
 from afno_lite import AFNO, GlobalFilter, SpectralConv2d, compat, mixer
@@ -249,20 +249,12 @@ def _tensors(dim: int = 8, k: int = 2, seed: int = 0, scale: float = 0.3) -> dic
 def _fourcastnet_naive(x: torch.Tensor, t: dict, lam: float, frac: float) -> torch.Tensor:
     """FourCastNet's AFNO2D in float64 complex arithmetic: modes in rows total-kept:total+kept
     and columns :kept (total = H//2 + 1, kept = int(total * frac)), written from its source."""
-    B, H, W, C = x.shape
-    k, b = t["w1"].shape[1:3]
-    cx = lambda w: torch.complex(w[0].double(), w[1].double())  # noqa: E731
-    X = torch.fft.rfft2(x.double(), dim=(1, 2), norm="ortho").reshape(B, H, W // 2 + 1, k, b)
-    h = torch.einsum("...ki,kio->...ko", X, cx(t["w1"])) + cx(t["b1"])
-    h = torch.complex(F.relu(h.real), F.relu(h.imag))
-    y = torch.einsum("...ki,kio->...ko", h, cx(t["w2"])) + cx(t["b2"])
-    y = torch.complex(F.softshrink(y.real, lam), F.softshrink(y.imag, lam))
+    _, H, W, _ = x.shape
     total = H // 2 + 1
     kept = int(total * frac)
-    mask = torch.zeros(H, W // 2 + 1, 1, 1)
+    mask = torch.zeros(H, W // 2 + 1)
     mask[total - kept: total + kept, :kept] = 1
-    y = (y * mask).reshape(B, H, W // 2 + 1, C)
-    return torch.fft.irfft2(y, s=(H, W), dim=(1, 2), norm="ortho") + x.double()
+    return masked_afno(x, t, mask, lam)
 
 
 def test_reference_layer_forward_reads_the_layers_threshold_and_fraction():
