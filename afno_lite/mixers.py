@@ -75,7 +75,11 @@ class NoMixing(TokenMixer):
 
 # --------------------------------------------------------------------------- attention
 class SelfAttention(TokenMixer):
-    """Multi-head self-attention over all ``H*W`` tokens (``F.scaled_dot_product_attention``)."""
+    """Multi-head self-attention over all ``H*W`` tokens (``F.scaled_dot_product_attention``).
+
+    ``num_heads`` defaults to 8 and must divide ``dim`` (head width ``dim // num_heads``).
+    The four projections are ``nn.Linear`` layers with PyTorch's default initialisation.
+    """
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, check_finite: bool = True):
         super().__init__(dim, check_finite)
@@ -170,6 +174,10 @@ class SpectralConv2d(TokenMixer):
     The weight has shape ``[2*m_h+1, m_w+1, C, C, 2]`` (last axis: real, imaginary),
     indexed by the signed row frequency ``k_H + m_h``; it acts as ``X @ W``.
     The same weights run on any grid with ``H >= 2*m_h`` and ``W >= 2*m_w``.
+
+    Initial weights: real and imaginary parts drawn independently from ``N(0, (1/C)^2)``.
+    Li et al.'s code draws them uniformly from ``[0, 1)`` and scales them by
+    ``1/(C_in*C_out)``; ours are zero-mean, with the larger spread ``1/C``.
     """
 
     def __init__(self, dim: int, modes: tuple[int, int] = (8, 8), check_finite: bool = True):
@@ -218,6 +226,10 @@ class GlobalFilter(TokenMixer):
     GFNet resizes its filters the same way when fine-tuning at another resolution, but
     bicubically (``F.interpolate(..., mode="bicubic", align_corners=True)`` in its
     ``main_gfnet.py``).
+
+    Initial filter: real and imaginary parts drawn independently from ``N(0, 0.02^2)``, as in
+    GFNet's ``GlobalFilter`` (``torch.randn(h, w, dim, 2) * 0.02``). ``grid`` defaults to
+    ``(16, 16)``.
     """
 
     def __init__(self, dim: int, grid: tuple[int, int] = (16, 16),
@@ -276,6 +288,10 @@ class AFNO(TokenMixer):
         (NVIDIA's layout) as zeros that never train, and the forward pass is the same code.
     activation: ``"relu"`` (applied to real and imaginary parts separately) or ``None``.
     residual: add the input back (``x + bias`` in the pseudo-code).
+
+    Initial ``w1, w2`` (and ``b1, b2`` with ``bias=True``): every entry drawn independently
+    from ``N(0, 0.02^2)`` (NVIDIA's ``scale = 0.02``); :class:`afno_lite.fast.FastAFNO`
+    inherits this.
     """
 
     def __init__(self, dim: int, num_blocks: int = 8, hidden_factor: int = 1,

@@ -183,3 +183,45 @@ def test_synthetic_field_has_half_power_on_the_self_conjugate_columns_only():
     generic = torch.stack([P[k, j] / P[j, k] for k in range(2, 5) for j in range(1, k)])
     assert 0.4 < column_0.mean() < 0.65 and 0.4 < nyquist.mean() < 0.65, (column_0, nyquist)
     assert 0.85 < generic.mean() < 1.15, generic
+
+
+# --------------------------------------------------------------------------- initial weights
+def _spread(t: torch.Tensor) -> tuple[float, float]:
+    t = t.detach().double().flatten()
+    return t.mean().item(), t.std().item()
+
+
+@pytest.mark.parametrize("dim", [16, 64])
+def test_initial_weights_are_drawn_as_the_docstrings_say(dim):
+    """mixers.SpectralConv2d, GlobalFilter and AFNO docstrings: zero-mean normal entries with
+    standard deviation 1/C (FNO) and 0.02 (GFN, AFNO and FastAFNO, biases included)."""
+    torch.manual_seed(0)
+    layers = {
+        "fno": (mixer("fno", dim, modes=(4, 4)).weight, 1.0 / dim),
+        "gfn": (mixer("gfn", dim).weight, 0.02),
+    }
+    for name in ("afno", "afno_fast"):
+        m = mixer(name, dim, num_blocks=4)
+        for p in ("w1", "b1", "w2", "b2"):
+            layers[f"{name}.{p}"] = (getattr(m, p), 0.02)
+    for name, (w, std) in layers.items():
+        mean, s = _spread(w)
+        n = w.numel()
+        # a normal sample's mean and std wander by about std/sqrt(n) and std/sqrt(2n)
+        assert abs(mean) < 5 * std / n ** 0.5, (name, mean, std)
+        assert abs(s / std - 1) < 5 / (2 * n) ** 0.5, (name, s, std)
+
+
+def test_afno_without_bias_keeps_zero_biases_that_do_not_train():
+    """mixers.AFNO docstring: with ``bias=False`` b1, b2 stay in the module as zeros that never train."""
+    m = mixer("afno", 16, num_blocks=4, bias=False)
+    assert not m.b1.requires_grad and not m.b2.requires_grad
+    assert m.b1.abs().max() == 0 and m.b2.abs().max() == 0
+
+
+def test_documented_defaults():
+    """mixers.SelfAttention: 8 heads by default; mixers.GlobalFilter: a 16 x 16 filter grid."""
+    assert mixer("attention", 64).num_heads == 8
+    gfn = mixer("gfn", 8)
+    assert gfn.grid == (16, 16)
+    assert tuple(gfn.weight.shape) == (16, 16 // 2 + 1, 8, 2)
