@@ -345,3 +345,118 @@ def test_block_explorer_reads_the_afno_spectrum_after_shrinkage():
     x = W.load_source("grace_hopper", SIZE)
     fracs = [W.compute_afno_block(x, 4, 1, sparsity_threshold=lam).zeroed_fraction for lam in (0.0, 0.5, 1e6)]
     assert fracs[0] < fracs[1] < fracs[2] == 1.0
+
+
+# --------------------------------------------------------------------------- labels say what is computed
+def test_block_readout_separates_zeroed_parts_from_zeroed_entries(block_view):
+    """softshrink acts on Re and Im separately: the share of real numbers it zeroes and the share
+    of complex (mode, channel) entries with both parts zero differ, and the readout gives both."""
+    from afno_lite.explore.compute import _visible_afno
+
+    x = W.load_source("grace_hopper", SIZE)
+    tokens = W.lift_to_channels(x, 16)
+    for lam in (0.0, 0.1, 1e6):
+        s = W.compute_afno_block(x, 1, 1, sparsity_threshold=lam)
+        m = _visible_afno(16, 1, 1, lam, 0, residual=False)
+        with torch.no_grad():
+            before = torch.view_as_real(m.spectrum(tokens).before).double()   # [..., (Re, Im)]
+        dead = before.abs() <= lam                                          # S_λ(a) = 0 iff |a| <= λ
+        assert s.zeroed_fraction == pytest.approx(float(dead.double().mean()), abs=1e-12)
+        assert s.zeroed_entries == pytest.approx(float(dead.all(-1).double().mean()), abs=1e-12)
+    mid = W.compute_afno_block(x, 1, 1, sparsity_threshold=0.1)
+    assert mid.zeroed_entries < 0.7 * mid.zeroed_fraction    # the two readings are far apart
+    v = block_view
+    v.source.value, v.num_blocks.value, v.hidden_factor.value = "grace_hopper", 4, 1
+    s = v.state
+    assert f"{100 * s.zeroed_fraction:.1f} % of the Re and Im parts" in v.readout.value
+    assert f"{100 * s.zeroed_entries:.1f} % of the complex (mode, channel) entries" in v.readout.value
+
+
+def test_block_view_shows_the_spectral_branch_without_residual(block_view):
+    v = block_view
+    v.source.value, v.num_blocks.value, v.hidden_factor.value = "grace_hopper", 4, 1
+    s = v.state
+    # the same layer with its residual: feature_map = branch + input channel
+    with_residual = W.feature_map(W.load_source("grace_hopper", SIZE), dim=16, num_blocks=4).numpy()
+    np.testing.assert_allclose(s.output + s.tokens, with_residual, atol=1e-5)
+    assert np.abs(s.output - with_residual).max() > 0.1
+    assert v._axes[1].get_title() == "spectral branch (channel 0)"
+
+
+@pytest.mark.parametrize("n", [32, 33])
+def test_fftshift_panel_axes_on_even_and_odd_grids(n):
+    """The fftshift-ed panel labels k from -(n//2) to n-1-n//2, the frequencies it shows."""
+    v = W.SpectrumExplorer(size=n)
+    k = np.fft.fftshift(np.round(np.fft.fftfreq(n) * n))
+    lo, hi = k[0] - 0.5, k[-1] + 0.5
+    assert tuple(v._full.get_extent()) == (lo, hi, lo, hi)
+    assert tuple(v._half.get_extent())[2:] == (lo, hi)
+
+
+def _capture_player(monkeypatch, make):
+    """Run a player; return its figure and frame-drawing function."""
+    from afno_lite.explore import players
+
+    seen = {}
+    real = players._animation_html
+
+    def spy(fig, frames, draw, fps):
+        seen.update(fig=fig, frames=frames, draw=draw)
+        return real(fig, frames, draw, fps)
+
+    monkeypatch.setattr(players, "_animation_html", spy)
+    make()
+    return seen
+
+
+@pytest.mark.parametrize("norm", W.NORMS)
+def test_sparsity_player_frames_are_stops_of_the_live_slider(monkeypatch, norm):
+    """Each frame is what the live explorer shows at one of its own λ stops, labelled alike."""
+    x = W.load_source("grace_hopper", SIZE)
+    stops = W.SparsityExplorer(size=SIZE, norm=norm).lambd.options    # (label, λ) pairs
+    seen = _capture_player(monkeypatch, lambda: W.sparsity_animation_html(x, n_frames=6, norm=norm))
+    assert 2 <= seen["frames"] <= 6
+    fracs = []
+    for i in range(seen["frames"]):
+        seen["draw"](i)
+        title = seen["fig"]._suptitle.get_text()
+        label = title.removeprefix("λ = ").split(":")[0]
+        lam = dict(stops)[label]
+        s = W.compute_sparsity(x, lam, "soft", norm)
+        assert title == f"λ = {label}: {100 * s.fraction_nonzero:.1f} % of modes non-zero"
+        fracs.append(s.fraction_nonzero)
+    assert fracs[0] == 1.0 and fracs[-1] == 0.0 and fracs[-2] > 0.0
+
+
+def test_energy_readouts_say_the_mean_is_included(spectrum_view, monkeypatch):
+    """The explorer's and the player's energy share count the mean (k = 0, always kept), unlike
+    the chapter's mean-removed curves: the label says so."""
+    x = W.load_source("grace_hopper", SIZE).double()
+    v = spectrum_view
+    v.source.value, v.keep.value = "grace_hopper", 0.25
+    rec = v.state.reconstruction
+    direct = float((torch.from_numpy(rec).double() ** 2).sum() / (x**2).sum())
+    assert v.state.energy_kept == pytest.approx(direct, abs=1e-6)
+    xc = x - x.mean()
+    removed = spectral.energy_fraction(xc, spectral.kept_mode_mask(SIZE, SIZE, 0.25))
+    assert v.state.energy_kept - removed > 0.02                # the two readings differ visibly
+    assert "energy kept</b> (mean included)" in v.readout.value
+    seen = _capture_player(monkeypatch, lambda: W.keep_fraction_animation_html(x.float(), n_frames=4))
+    seen["draw"](0)
+    assert seen["fig"]._suptitle.get_text().endswith("% of the energy (mean included)")
+
+
+@pytest.mark.parametrize("make", [W.sparsity_animation_html, W.keep_fraction_animation_html])
+def test_player_text_is_at_least_10_css_px(monkeypatch, make):
+    """A player frame is shown ``figwidth * dpi`` CSS px wide (narrower, never wider, on a
+    phone): every visible text, tick labels included, is >= 10 px at that size."""
+    from matplotlib.text import Text
+
+    seen = _capture_player(monkeypatch, lambda: make(W.load_source("grace_hopper", SIZE), n_frames=4))
+    fig = seen["fig"]
+    seen["draw"](0)
+    fig.canvas.draw()
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    assert len(texts) > 10
+    small = {t.get_text(): t.get_fontsize() * fig.dpi / 72 for t in texts if t.get_fontsize() * fig.dpi / 72 < 10}
+    assert not small, small

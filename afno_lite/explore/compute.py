@@ -291,7 +291,8 @@ class AFNOBlockState:
     tokens: np.ndarray           # [H, W] channel `channel` of the lifted input
     output: np.ndarray           # [H, W] channel `channel` of the AFNO spectral branch (no residual)
     output_rms: float
-    zeroed_fraction: float       # kept-mode coefficients (Re and Im) that soft-thresholding set to 0
+    zeroed_fraction: float       # real numbers (Re and Im parts of the kept modes, every channel) set to 0
+    zeroed_entries: float        # complex (mode, channel) entries with both parts set to 0
 
 
 def _numel(m: torch.nn.Module) -> int:
@@ -337,4 +338,5 @@ def compute_afno_block(x: torch.Tensor, num_blocks: int = 4, hidden_factor: int 
         dim=dim, num_blocks=num_blocks, hidden_factor=hidden_factor, block_size=b, params=params,
         block_weight=big.numpy(), tokens=tokens[0, ..., channel].numpy(), output=y.numpy(),
         output_rms=float(y.pow(2).mean().sqrt()), zeroed_fraction=float((after == 0).double().mean()),
+        zeroed_entries=float((after == 0).all(-1).double().mean()),
     )

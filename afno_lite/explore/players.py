@@ -5,6 +5,8 @@ Explained in the chapter "Sparsity in the frequency domain".
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -12,7 +14,16 @@ from matplotlib.figure import Figure
 from .._checks import MixerConfigError, check_image, check_positive, check_positive_int
 from ..plotting import offline_jshtml
 from ..timing import one_thread
-from .compute import _peak, _rfft, compute_sparsity, compute_spectrum, keep_fraction_options, lambda_label, load_source
+from .compute import (
+    _peak,
+    _rfft,
+    compute_sparsity,
+    compute_spectrum,
+    keep_fraction_options,
+    lambda_grid,
+    lambda_label,
+    load_source,
+)
 from .views import _half_extent, _new_figure, _shifted
 
 __all__ = ["sparsity_animation_html", "keep_fraction_animation_html"]
@@ -27,6 +38,23 @@ def _check_player(n_frames, dpi, fps) -> int:
     return n_frames
 
 
+#: smallest on-screen text of a player: a frame is shown ``figwidth * dpi`` CSS px wide
+MIN_TEXT_PX = 10
+
+
+def _readable_text(fig: Figure, ax) -> None:
+    """Every label, title and tick label at least :data:`MIN_TEXT_PX` CSS px tall at the
+    figure's dpi (the book's rule for on-screen text), then a tight layout."""
+    pt = MIN_TEXT_PX * 72 / fig.dpi + 0.01
+    for a in np.ravel(ax):
+        a.tick_params(labelsize=pt)
+        for t in (a.title, a.xaxis.label, a.yaxis.label):
+            t.set_fontsize(max(pt, t.get_fontsize()))
+    if fig._suptitle is not None:
+        fig._suptitle.set_fontsize(max(pt, fig._suptitle.get_fontsize()))
+    fig.tight_layout()
+
+
 def _animation_html(fig: Figure, frames: int, draw, fps: float) -> str:
     from matplotlib import rc_context
     from matplotlib.animation import FuncAnimation
@@ -38,17 +66,28 @@ def _animation_html(fig: Figure, frames: int, draw, fps: float) -> str:
         return offline_jshtml(anim, default_mode="once")
 
 
+def _player_lambdas(x: torch.Tensor, n_frames: int, norm: str) -> list[float]:
+    """``0`` and at most ``n_frames - 1`` stops of ``lambda_grid(x)``, every ``step``-th one
+    counted back from the first stop that zeroes every mode of ``x`` in ``norm``."""
+    top = float(_peak(_rfft(x, norm)).max())
+    grid = lambda_grid(x)
+    stops = [v for v in grid[1:] if v <= top] + [next(v for v in grid if v > top)]
+    step = math.ceil(len(stops) / (n_frames - 1))
+    return [0.0] + stops[::-1][::step][::-1]
+
+
 @one_thread()
 def sparsity_animation_html(x: torch.Tensor | None = None, n_frames: int = 14, norm: str = "ortho",
                             dpi: int = 64, fps: float = 3.0) -> str:
-    """A kernel-free ``λ`` slider: ``FuncAnimation(...).to_jshtml()`` over ``n_frames``
-    precomputed ``λ`` (``0`` then log-spaced up to the value that zeroes every mode in this norm).
+    """A kernel-free ``λ`` slider: ``FuncAnimation(...).to_jshtml()`` over at most ``n_frames``
+    precomputed ``λ``: ``0``, then evenly spaced stops of the live explorer's ``λ`` slider
+    (:func:`~afno_lite.explore.compute.lambda_grid`) up to the first that zeroes every mode in
+    this norm, so every frame is one the live explorer shows for the same ``λ``.
     Shows the surviving-mode map, the reconstruction and the non-zero fraction vs ``λ``."""
     x = load_source("grace_hopper", 64) if x is None else x
     xd = check_image(x)
     n_frames = _check_player(n_frames, dpi, fps)
-    top = float(_peak(_rfft(xd, norm)).max())
-    lams = [0.0] + list(np.geomspace(top * 1e-4, top * 1.01, n_frames - 1))
+    lams = _player_lambdas(xd, n_frames, norm)
     states = [compute_sparsity(xd, lam, "soft", norm) for lam in lams]
     H, W = xd.shape
     fig = _new_figure((7.5, 2.5))
@@ -66,7 +105,7 @@ def sparsity_animation_html(x: torch.Tensor | None = None, n_frames: int = 14, n
     dot, = ax[2].semilogx([xs[0]], [1.0], "o", color="C3")
     ax[2].set(xlabel=f"λ ({norm})", ylabel="non-zero fraction", ylim=(-0.03, 1.03))
     title = fig.suptitle("")
-    fig.tight_layout()
+    _readable_text(fig, ax)
 
     def draw(i):
         s = states[i]
@@ -110,9 +149,9 @@ def keep_fraction_animation_html(x: torch.Tensor | None = None, n_frames: int = 
     ax[1].set_yticks([])
     ax[2].plot(fracs, [s.energy_kept for s in states], ".-", ms=3)
     dot, = ax[2].plot([fracs[0]], [s0.energy_kept], "o", color="C3")
-    ax[2].set(xlabel="kept fraction", ylabel="energy kept", xlim=(0, 1.02))
+    ax[2].set(xlabel="kept fraction", ylabel="energy kept\n(mean included)", xlim=(0, 1.02))
     title = fig.suptitle("")
-    fig.tight_layout()
+    _readable_text(fig, ax)
 
     def draw(i):
         s = states[i]
@@ -122,8 +161,8 @@ def keep_fraction_animation_html(x: torch.Tensor | None = None, n_frames: int = 
         rec.set_data(s.reconstruction)
         dot.set_data([s.keep_fraction], [s.energy_kept])
         ax[1].set_title(f"error {s.relative_error:.3f}")
-        title.set_text(f"kept fraction {s.keep_fraction:.3g}: {s.kept_modes} of {s.total_modes} modes, "
-                       f"{100 * s.energy_kept:.1f} % of the energy")
+        title.set_text(f"kept fraction {s.keep_fraction:.3g}: {s.kept_modes} / {s.total_modes} modes, "
+                       f"{100 * s.energy_kept:.1f} % of the energy (mean included)")
         return veil, rec, dot, title
 
     draw(0)

@@ -77,6 +77,13 @@ def _half_extent(H: int, Wr: int):
     return (-0.5, Wr - 0.5, lo - 0.5, lo + H - 0.5)
 
 
+def _full_extent(H: int, W: int):
+    """Extent of an image ``fftshift``-ed on both axes: ``k`` runs from ``-(n//2)`` to
+    ``n - 1 - n//2`` on an axis of ``n`` points, even or odd."""
+    (lo_w, hi_w), (lo_h, hi_h) = ((-(n // 2) - 0.5, n - n // 2 - 0.5) for n in (W, H))
+    return (lo_w, hi_w, lo_h, hi_h)
+
+
 class _Explorer:
     """Shared plumbing: one persistent figure, a PNG in ``.output``, an HTML ``.readout``."""
 
@@ -181,7 +188,7 @@ class SpectrumExplorer(_Explorer):
     def _build_figure(self):
         n, Wr = self.size, self.size // 2 + 1
         ax, z = self._input_panel(n)
-        self._full = ax[0, 1].imshow(z, origin="lower", extent=(-n // 2 - 0.5, n - n // 2 - 0.5) * 2)
+        self._full = ax[0, 1].imshow(z, origin="lower", extent=_full_extent(n, n))
         ax[0, 1].set(title="log10 |FFT|, fftshift", xlabel="$k_W$", ylabel="$k_H$")
         self._half = ax[0, 2].imshow(np.zeros((n, Wr)), origin="lower", aspect="auto", extent=_half_extent(n, Wr))
         self._veil = ax[0, 2].imshow(np.zeros((n, Wr, 4)), origin="lower", aspect="auto",
@@ -195,7 +202,7 @@ class SpectrumExplorer(_Explorer):
         fr = keep_fraction_options(n, n)
         self._curve, = ax[1, 2].plot(fr, np.ones(len(fr)), ".-", ms=3)
         self._dot, = ax[1, 2].plot([1], [1], "o", color="C3")
-        ax[1, 2].set(title="energy kept", xlabel="kept fraction", xlim=(0, 1.02), ylim=(0, 1.02))
+        ax[1, 2].set(title="energy kept (mean included)", xlabel="kept fraction", xlim=(0, 1.02), ylim=(0, 1.02))
         for a in (ax[0, 0], ax[1, 1]):
             a.set_xticks([])
             a.set_yticks([])
@@ -240,7 +247,7 @@ class SpectrumExplorer(_Explorer):
         self.readout.value = (
             f"<b>kept modes</b> {s.kept_modes} / {s.total_modes} "
             f"(|k_H| &le; {s.cutoffs[0]}, k_W &le; {s.cutoffs[1]}) &middot; "
-            f"<b>energy kept</b> {100 * s.energy_kept:.2f} % &middot; "
+            f"<b>energy kept</b> (mean included) {100 * s.energy_kept:.2f} % &middot; "
             f"<b>relative error</b> {s.relative_error:.4f}")
         self._show()
 
@@ -384,7 +391,8 @@ class SparsityExplorer(_Explorer):
 
 class AFNOBlockExplorer(_Explorer):
     """``num_blocks`` (divisors of ``C`` only) and ``hidden_factor`` of one AFNO layer: parameter
-    counts against FNO and GFN, the block-diagonal weight, the layer's output on the input."""
+    counts against FNO and GFN, the block-diagonal weight, one channel of the layer's spectral
+    branch (no residual) on the input, and the share that soft-thresholding zeroes."""
 
     name = "afno_blocks"
 
@@ -429,7 +437,7 @@ class AFNOBlockExplorer(_Explorer):
         self._tok = ax[0].imshow(z, cmap="gray")
         ax[0].set_title("input (channel 0)")
         self._out = ax[1].imshow(z)
-        ax[1].set_title("AFNO output (channel 0)")
+        ax[1].set_title("spectral branch (channel 0)")
         self._wimg = ax[2].imshow(np.zeros((C, C)), cmap="magma", aspect="auto", extent=(0, C, C, 0))
         self._h = C
         ax[2].set(title="|Re w1|, block-diagonal", xlabel="hidden unit", ylabel="channel")
@@ -473,5 +481,6 @@ class AFNOBlockExplorer(_Explorer):
             f"<b>C</b> = {C}, <b>k</b> = {s.num_blocks} blocks of {s.block_size} channels, hidden {h} &middot; "
             f"<b>parameters</b> AFNO {s.params['afno']:,} &middot; GFN {s.params['gfn']:,} &middot; "
             f"FNO {s.params['fno']:,} &middot; <b>output rms</b> {s.output_rms:.3f} &middot; "
-            f"<b>zeroed by shrinkage</b> {100 * s.zeroed_fraction:.1f} %")
+            f"<b>zeroed by shrinkage</b> {100 * s.zeroed_fraction:.1f} % of the Re and Im parts, "
+            f"{100 * s.zeroed_entries:.1f} % of the complex (mode, channel) entries (both parts)")
         self._show()
