@@ -19,6 +19,7 @@ export PYTHONUNBUFFERED=1
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python
 dest="${OUT:-bench_results_gpu}"
+[ -z "${OUT:-}" ] && echo "gpu_bench.sh: OUT is not set (or not exported): results go to $dest" >&2
 mkdir -p "$dest/notebooks/results"
 
 if "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then

@@ -13,6 +13,14 @@ from afno_lite import train
 
 pytestmark = pytest.mark.cuda
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Overrides conftest's one-thread fixture: the CPU references here are large (attention over
+    16,384 tokens), and on one thread they alone would take minutes of the GPU machine's time."""
+    yield
+
+
 GRIDS = [(2, 128, 128, 256), (2, 9, 15, 256)]
 
 
