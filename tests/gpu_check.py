@@ -137,7 +137,7 @@ def epoch_times(device: torch.device, tiny: bool) -> dict:
     return res
 
 
-def torchrun_one_process(device: torch.device, timeout_s: float = 150.0) -> dict:
+def torchrun_one_process(device: torch.device, timeout_s: float = 90.0) -> dict:
     """``torchrun --standalone --nproc_per_node=1`` of a tiny run (nccl on CUDA, gloo on CPU). On
     timeout torchrun gets SIGTERM, on which it stops its worker (which runs in a session of its
     own, out of reach of a kill of torchrun's process group), and SIGKILL 15 s later."""
