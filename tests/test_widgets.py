@@ -460,3 +460,13 @@ def test_player_text_is_at_least_10_css_px(monkeypatch, make):
     assert len(texts) > 10
     small = {t.get_text(): t.get_fontsize() * fig.dpi / 72 for t in texts if t.get_fontsize() * fig.dpi / 72 < 10}
     assert not small, small
+
+
+def test_player_controls_shrink_on_a_phone():
+    """On a 390-px phone the frame shrinks (max-width 100 %); matplotlib's range slider is a
+    fixed 374 px, wider than the text column there, unless it may shrink too."""
+    html = W.keep_fraction_animation_html(W.load_source("grace_hopper", SIZE), n_frames=2)
+    rules = {k.strip(): v for k, v in re.findall(r"([^{}<>]+)\{([^}]*)\}", html.split("</style>")[0])}
+    slider = rules["input[type=range].anim-slider"]
+    assert "width: 374px" in slider and "max-width: 100%" in slider
+    assert re.search(r'<img id="_anim_img\w+" style="width: \d+px; max-width: 100%">', html)

@@ -63,7 +63,10 @@ def _animation_html(fig: Figure, frames: int, draw, fps: float) -> str:
     # JPEG frames (photographs and spectra: the two players' pages are 2-3x smaller than with PNG);
     # offline_jshtml replaces the player's CDN icons with plain characters
     with rc_context({"animation.frame_format": "jpeg", "savefig.dpi": fig.dpi}):
-        return offline_jshtml(anim, default_mode="once")
+        html = offline_jshtml(anim, default_mode="once")
+    # matplotlib's range slider is a fixed 374 px: let it shrink with the frame on a phone
+    return html.replace("input[type=range].anim-slider {\n    width: 374px;",
+                        "input[type=range].anim-slider {\n    width: 374px;\n    max-width: 100%;")
 
 
 def _player_lambdas(x: torch.Tensor, n_frames: int, norm: str) -> list[float]:
