@@ -423,7 +423,7 @@ def test_sparsity_player_frames_are_stops_of_the_live_slider(monkeypatch, norm):
         label = title.removeprefix("λ = ").split(":")[0]
         lam = dict(stops)[label]
         s = W.compute_sparsity(x, lam, "soft", norm)
-        assert title == f"λ = {label}: {100 * s.fraction_nonzero:.1f} % of modes non-zero"
+        assert title == f"λ = {label}: {100 * s.fraction_nonzero:.1f} % of rfft modes non-zero"
         fracs.append(s.fraction_nonzero)
     assert fracs[0] == 1.0 and fracs[-1] == 0.0 and fracs[-2] > 0.0
 
@@ -470,3 +470,25 @@ def test_player_controls_shrink_on_a_phone():
     slider = rules["input[type=range].anim-slider"]
     assert "width: 374px" in slider and "max-width: 100%" in slider
     assert re.search(r'<img id="_anim_img\w+" style="width: \d+px; max-width: 100%">', html)
+
+
+def test_sparsity_explorer_names_best_n_term_and_rfft_modes(sparsity_view):
+    """Mode "hard" keeps the n largest modes unchanged (best-n-term), not the paper's hard
+    thresholding (mode truncation to the lowest modes): the control and the readout say
+    best-n-term; the counts are of rfft half-plane entries (H (W//2+1) of them)."""
+    v = sparsity_view
+    v.source.value, v.norm.value, v.lambd.value, v.mode.value = "grace_hopper", "ortho", 0.1, "hard"
+    x = W.load_source("grace_hopper", SIZE).double()
+    X = torch.fft.rfft2(x, norm="ortho")
+    e = (X.abs() ** 2 * spectral.rfft_multiplicity(SIZE, SIZE)).flatten()
+    n = v.state.kept_modes
+    tail = float(e.sort(descending=True).values[n:].sum() / e.sum())
+    assert v.state.relative_error == pytest.approx(math.sqrt(tail), rel=1e-5)   # best n terms
+    trunc = spectral.kept_mode_mask(SIZE, SIZE, 0.25)      # the paper's hard thresholding differs
+    assert not np.array_equal(v.state.survivors, trunc.numpy())
+    assert dict(v.mode.options) == {"soft": "soft", "best-n-term": "hard"}
+    assert f"relative error</b> best-n-term {v.state.relative_error:.4f}" in v.readout.value
+    assert "(soft at the same sparsity" in v.readout.value
+    assert f"non-zero rfft modes</b> {n} / {SIZE * (SIZE // 2 + 1)}" in v.readout.value
+    v.mode.value = "soft"
+    assert "(best-n-term at the same sparsity" in v.readout.value

@@ -41,7 +41,7 @@ __all__ = [
 
 #: inputs every explorer offers: the shipped images, a synthetic field, a feature map
 SOURCES = ("grace_hopper", "mri", "topography", "synthetic", "feature")
-THRESHOLDINGS = ("soft", "hard")  # sparsity explorer: soft-thresholding, or hard at the same sparsity
+THRESHOLDINGS = ("soft", "hard")  # sparsity explorer: soft-thresholding, or best-n-term at the same sparsity
 NORMS = ("ortho", "backward")     # FFT normalisations the sparsity explorer compares
 
 
@@ -173,7 +173,8 @@ class SparsityState:
 
     ``mode="soft"`` pictures AFNO's soft-thresholding (real and imaginary parts shrunk
     separately by ``λ``); ``mode="hard"`` keeps, unchanged, the same number of modes
-    (those of largest energy), i.e. hard thresholding **at the same sparsity**.
+    (those of largest energy), i.e. best-n-term (magnitude) thresholding **at the same sparsity**
+    (not the paper's hard thresholding, which is mode truncation).
     Both errors are always reported.
     """
 

@@ -116,7 +116,7 @@ def sparsity_animation_html(x: torch.Tensor | None = None, n_frames: int = 14, n
         rec.set_data(s.reconstruction)
         dot.set_data([xs[i]], [s.fraction_nonzero])
         ax[1].set_title(f"error {s.relative_error:.3f}")
-        title.set_text(f"λ = {lambda_label(s.lambd)}: {100 * s.fraction_nonzero:.1f} % of modes non-zero")
+        title.set_text(f"λ = {lambda_label(s.lambd)}: {100 * s.fraction_nonzero:.1f} % of rfft modes non-zero")
         return surv, rec, dot, title
 
     draw(0)

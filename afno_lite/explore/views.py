@@ -38,6 +38,9 @@ from .compute import (
 
 __all__ = ["SpectrumExplorer", "SparsityExplorer", "AFNOBlockExplorer", "CONTROL_STYLE", "WIDE_SLIDER"]
 
+#: what the sparsity explorer calls each thresholding: "hard" keeps the n largest modes
+#: (best-n-term), which is not the paper's hard thresholding (mode truncation)
+THRESHOLDING_LABELS = {"soft": "soft", "hard": "best-n-term"}
 _DPI = 96  # 7-inch figures: 672 px, the text column; 8-pt text is ~11 px on screen
 _PNG_KW = {"compress_level": 1}  # fast PNG encoding: latency matters more than bytes here
 #: every control: labels are never cut ("initial" fits the description to its text)
@@ -255,7 +258,8 @@ class SpectrumExplorer(_Explorer):
 class SparsityExplorer(_Explorer):
     """Drag ``λ`` and watch modes die: fraction of non-zero modes, energy kept, reconstruction
     error, the surviving-mode map and a histogram of ``max(|Re X|, |Im X|)`` with ``λ`` marked.
-    Toggles: soft vs hard thresholding at the same sparsity; FFT norm ``ortho`` vs ``backward``."""
+    Toggles: soft vs best-n-term thresholding at the same sparsity (value ``"hard"``; not the
+    paper's hard thresholding, which is mode truncation); FFT norm ``ortho`` vs ``backward``."""
 
     name = "sparsity"
 
@@ -271,12 +275,13 @@ class SparsityExplorer(_Explorer):
         self.lambd = w.SelectionSlider(options=self._options(grid), value=self._nearest(grid, lambd),
                                        description="λ", continuous_update=False, readout=True,
                                        style=CONTROL_STYLE, layout=w.Layout(width=WIDE_SLIDER))
-        self.mode = w.ToggleButtons(options=list(THRESHOLDINGS), value=check_choice(mode, "mode", THRESHOLDINGS),
+        self.mode = w.ToggleButtons(options=[(THRESHOLDING_LABELS[t], t) for t in THRESHOLDINGS],
+                                    value=check_choice(mode, "mode", THRESHOLDINGS),
                                     description="threshold", style=CONTROL_STYLE)
         self.norm = w.ToggleButtons(options=list(NORMS), value=check_choice(norm, "norm", NORMS),
                                     description="FFT norm", style=CONTROL_STYLE)
         for t in (self.mode, self.norm):
-            t.style.button_width = "80px"
+            t.style.button_width = "96px"
         self._build_figure(grid)
         self.widget = w.VBox([w.HBox([self.source, self.lambd]), w.HBox([self.mode, self.norm]),
                               self.readout, self.output])
@@ -377,14 +382,14 @@ class SparsityExplorer(_Explorer):
         self._surv.set_data(_shifted(s.survivors).astype(float))
         self._rec.set_data(s.reconstruction)
         self._err.set_data(self._x.numpy() - s.reconstruction)
-        other = "hard" if s.mode == "soft" else "soft"
+        other = THRESHOLDING_LABELS["hard" if s.mode == "soft" else "soft"]
         other_err = s.hard_error if s.mode == "soft" else s.soft_error
         self.readout.value = (
             f"<b>λ</b> = {lambda_label(s.lambd)} ({s.norm}) &middot; "
-            f"<b>non-zero modes</b> {s.kept_modes} / {s.total_modes} = "
+            f"<b>non-zero rfft modes</b> {s.kept_modes} / {s.total_modes} = "
             f"<span class='afno-sparsity'>{100 * s.fraction_nonzero:.1f} %</span> &middot; "
             f"<b>energy kept</b> {100 * s.energy_kept:.1f} % &middot; "
-            f"<b>relative error</b> {s.mode} {s.relative_error:.4f} "
+            f"<b>relative error</b> {THRESHOLDING_LABELS[s.mode]} {s.relative_error:.4f} "
             f"({other} at the same sparsity: {other_err:.4f})")
         self._show()
 
