@@ -346,6 +346,38 @@ def test_single_process_torchrun_environment_uses_a_process_group(monkeypatch):
     assert not dist.is_initialized()           # the group fit created is destroyed again
 
 
+@pytest.mark.parametrize("mixer", ["afno", "attention"])
+def test_model_flops_probes_the_model_on_its_own_device(mixer):
+    """``fit`` counts FLOPs after moving the model to its device, so the probe image must be
+    made there: a CPU probe stopped every ``fit`` on a GPU. The meta device stands in for it."""
+    kw = {"num_blocks": 4} if mixer == "afno" else {"num_heads": 2}
+    model = train.build_model(train.TrainConfig(**dict(TINY, mixer=mixer, mixer_kw=kw)))
+    on_cpu = train.model_flops(model)
+    assert train.model_flops(model.to("meta")) == on_cpu and on_cpu["total"] > 0
+
+
+def test_loss_is_summed_over_ranks_on_the_runs_device(monkeypatch):
+    """nccl reduces CUDA tensors only: the epoch's loss totals go to ``all_reduce`` on the run's
+    device (the meta device stands in for a GPU), and are summed over the ranks."""
+    import torch.distributed as dist
+
+    from afno_lite.train.distributed import sum_over_ranks
+
+    seen = []
+
+    def all_reduce(t):                 # two ranks holding the same totals
+        seen.append(t.device)
+        t.mul_(2)
+
+    monkeypatch.setattr(dist, "all_reduce", all_reduce)
+    sum_over_ranks([1.5, 3.0], torch.device("meta"), distributed=True)
+    totals = sum_over_ranks([1.5, 3.0], torch.device("cpu"), distributed=True)
+    assert seen == [torch.device("meta"), torch.device("cpu")]
+    assert totals.tolist() == [3.0, 6.0] and totals.dtype == torch.float64
+    assert sum_over_ranks([1.5, 3.0], torch.device("cpu"), distributed=False).tolist() == [1.5, 3.0]
+    assert len(seen) == 2             # one process: no collective
+
+
 def test_default_device_is_indexed_when_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)

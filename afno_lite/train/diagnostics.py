@@ -26,7 +26,8 @@ def model_flops(model: TokenMixerNet, img_size: int | None = None) -> dict:
     real flops). Also returns ``mixers`` (the formula part) and ``fft``."""
     model = getattr(model, "module", model)
     S = img_size or model.img_size[0]
-    x = torch.zeros(1, model.in_chans, S, S, dtype=model.patch_embed.weight.dtype)
+    w = model.patch_embed.weight
+    x = torch.zeros(1, model.in_chans, S, S, dtype=w.dtype, device=w.device)   # on the model's device
     seen = []
     hooks = [blk.mixer.register_forward_hook(lambda m, inp, out: seen.append((m, inp[0].detach())))
              for blk in model.blocks]

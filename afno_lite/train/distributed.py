@@ -60,3 +60,16 @@ def amp_context(amp: str, device: torch.device):
         return lambda: torch.autocast(device_type=device.type, enabled=False)
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def sum_over_ranks(values: list[float], device: torch.device, distributed: bool) -> torch.Tensor:
+    """``values`` as a float64 tensor on ``device``, summed over the ranks when ``distributed``.
+
+    The tensor lives on the run's device because nccl reduces CUDA tensors only (a CPU tensor
+    stops it with "No backend type associated with device type cpu"); gloo takes either."""
+    import torch.distributed as dist
+
+    totals = torch.tensor(values, dtype=torch.float64, device=device)
+    if distributed:
+        dist.all_reduce(totals)
+    return totals

@@ -23,7 +23,7 @@ import torch
 from ..models import TokenMixerNet, count_parameters
 from .config import ARCH_FIELDS, ConfigError, TrainConfig, as_config, validate_config
 from .diagnostics import afno_sparsity, model_flops, weights_digest
-from .distributed import _launched_by_torchrun, amp_context, dist_env, resolve_device
+from .distributed import _launched_by_torchrun, amp_context, dist_env, resolve_device, sum_over_ranks
 from .provenance import atomic_write, code_hash, git_commit, git_dirty, rng_state, set_rng_state, write_json
 from .tasks import build_model, evaluate, examples, loss, make_data, predict
 
@@ -160,14 +160,13 @@ def setup(run: Run) -> Run:
 
 def train_one_epoch(run: Run, epoch: int) -> tuple[float, float]:
     """One pass over the (sharded) training set; returns the mean loss over all ranks and the seconds."""
-    import torch.distributed as dist
     from tqdm import tqdm
 
     cfg, amp_ctx = run.cfg, amp_context(run.cfg.amp, run.device)
     run.sampler.set_epoch(epoch)
     run.net.train()
     t0 = time.perf_counter()
-    loss_sum = torch.zeros(2, dtype=torch.float64)
+    loss_sum, n_steps = 0.0, 0
     bar = tqdm(run.loader, total=run.steps_per_epoch, desc=f"{cfg.mixer} epoch {epoch + 1}/{cfg.epochs}",
                disable=not (cfg.progress and run.is_main), leave=False, mininterval=1.0, file=sys.stderr)
     for step, batch in enumerate(bar):
@@ -187,13 +186,12 @@ def train_one_epoch(run: Run, epoch: int) -> tuple[float, float]:
             run.opt.step()
         run.sched.step()
         lv = value.detach().item()
-        loss_sum += torch.tensor([lv, 1.0], dtype=torch.float64)
+        loss_sum, n_steps = loss_sum + lv, n_steps + 1
         bar.set_postfix(loss=f"{lv:.4g}", refresh=False)
     bar.close()
     train_time = time.perf_counter() - t0
-    if run.distributed:
-        dist.all_reduce(loss_sum)
-    return float(loss_sum[0] / loss_sum[1]), train_time
+    totals = sum_over_ranks([loss_sum, n_steps], run.device, run.distributed)
+    return float(totals[0] / totals[1]), train_time
 
 
 def evaluate_epoch(run: Run, epoch: int, train_loss: float, train_time: float) -> None:
