@@ -106,19 +106,21 @@ def test_autocast_leaves_complex_matmuls_in_complex64():
 
 
 def test_compiled_raises_the_recompile_limit_to_64_and_never_lowers_it():
-    """fast.compiled: dynamo's recompile_limit (default 8) is raised to 64 when lower."""
+    """fast.compiled: dynamo's recompile_limit (default 8; ``cache_size_limit`` in older torch)
+    is raised to 64 when lower."""
     import torch._dynamo.config as dcfg
 
-    old = dcfg.recompile_limit
+    name = "recompile_limit" if hasattr(dcfg, "recompile_limit") else "cache_size_limit"
+    old = getattr(dcfg, name)
     try:
-        dcfg.recompile_limit = 8
+        setattr(dcfg, name, 8)
         compiled(FastAFNO(16, num_blocks=4))        # compiles lazily: nothing runs here
-        assert dcfg.recompile_limit == 64
-        dcfg.recompile_limit = 100
+        assert getattr(dcfg, name) == 64
+        setattr(dcfg, name, 100)
         compiled(FastAFNO(16, num_blocks=4))
-        assert dcfg.recompile_limit == 100
+        assert getattr(dcfg, name) == 100
     finally:
-        dcfg.recompile_limit = old
+        setattr(dcfg, name, old)
 
 
 # --------------------------------------------------------------------------- models, registry
