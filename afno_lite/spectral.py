@@ -203,7 +203,9 @@ def hermitian_project(X: torch.Tensor, W: int, dims=(1, 2)) -> torch.Tensor:
         if c > start:
             parts.append(X.narrow(w, start, c - start))
         z = X.narrow(w, c, 1)
-        parts.append(0.5 * (z + _mirror_rows(z, h).conj()))
+        # conj_physical, not the lazy conj view: torch 2.5-2.7's inductor cannot lower a conj
+        # view (fast.compiled failed there); the values are the same
+        parts.append(0.5 * (z + _mirror_rows(z, h).conj_physical()))
         start = c + 1
     if start < X.shape[w]:
         parts.append(X.narrow(w, start, X.shape[w] - start))
