@@ -14,28 +14,19 @@
 # Without CUDA it fails loudly (exit 3) unless GPU_BENCH_ALLOW_CPU=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONUNBUFFERED=1
-PY="${PYTHON:-python3}"
-[ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python
+source tests/gpu_env.sh
 dest="${OUT:-bench_results_gpu}"
 [ -z "${OUT:-}" ] && echo "gpu_bench.sh: OUT is not set (or not exported): results go to $dest" >&2
 mkdir -p "$dest/notebooks/results"
 
-if "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$dest/gpu_bench_nvidia_smi.txt"
+if gpu_or_dry_run gpu_bench.sh GPU_BENCH_ALLOW_CPU "$dest/gpu_bench_nvidia_smi.txt"; then
     args=(--gpu --device cuda)
-elif [ "${GPU_BENCH_ALLOW_CPU:-0}" = "1" ]; then
-    echo "gpu_bench.sh: no CUDA device; GPU_BENCH_ALLOW_CPU=1: running the dry run --gpu --device cpu --tiny" >&2
-    args=(--gpu --device cpu --tiny)
 else
-    echo "gpu_bench.sh: ERROR: torch sees no CUDA device (torch.cuda.is_available() is False)." >&2
-    echo "  This script is for the GPU machine; set GPU_BENCH_ALLOW_CPU=1 for the CPU dry run." >&2
-    exit 3
+    args=(--gpu --device cpu --tiny)
 fi
 
-"$PY" -c 'import torch, platform; print("python", platform.python_version(), "torch", torch.__version__,
-"cuda", torch.version.cuda)' | tee "$dest/gpu_bench.log"
+rm -f "$dest/gpu_bench.log"
+print_versions "$dest/gpu_bench.log"
 "$PY" -m afno_lite.bench scaling "${args[@]}" --name bench_scaling_gpu --out "$dest" --no-progress "$@" 2>&1 \
     | tee -a "$dest/gpu_bench.log"
 status=${PIPESTATUS[0]}

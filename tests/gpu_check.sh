@@ -8,28 +8,19 @@
 # Without CUDA it fails loudly (exit 3) unless GPU_CHECK_ALLOW_CPU=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONUNBUFFERED=1
-PY="${PYTHON:-python3}"
-[ -x .venv/bin/python ] && [ -z "${PYTHON:-}" ] && PY=.venv/bin/python
+source tests/gpu_env.sh
 dest="${OUT:-notebooks/results}"
 [ -z "${OUT:-}" ] && echo "gpu_check.sh: OUT is not set (or not exported): results go to $dest" >&2
 mkdir -p "$dest"
 
-if "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$dest/gpu_check_nvidia_smi.txt"
+if gpu_or_dry_run gpu_check.sh GPU_CHECK_ALLOW_CPU "$dest/gpu_check_nvidia_smi.txt"; then
     args=()
-elif [ "${GPU_CHECK_ALLOW_CPU:-0}" = "1" ]; then
-    echo "gpu_check.sh: no CUDA device; GPU_CHECK_ALLOW_CPU=1: gpu_check.py --device cpu --tiny (the cuda tests skip)" >&2
-    args=(--device cpu --tiny)
 else
-    echo "gpu_check.sh: ERROR: torch sees no CUDA device (torch.cuda.is_available() is False)." >&2
-    echo "  This script is for the GPU machine; set GPU_CHECK_ALLOW_CPU=1 for the CPU dry run." >&2
-    exit 3
+    args=(--device cpu --tiny)
 fi
 
-"$PY" -c 'import torch, platform; print("python", platform.python_version(), "torch", torch.__version__,
-"cuda", torch.version.cuda)' | tee "$dest/gpu_check_run.txt"
+rm -f "$dest/gpu_check_run.txt"
+print_versions "$dest/gpu_check_run.txt"
 timeout -k 10 300 "$PY" tests/gpu_check.py --out "$dest" ${args[@]+"${args[@]}"} 2>&1 | tee -a "$dest/gpu_check_run.txt"
 check=${PIPESTATUS[0]}
 [ "$check" -eq 124 ] && echo "gpu_check.sh: ERROR: gpu_check.py stopped after 300 s (partial gpu_check.json)" >&2
