@@ -397,3 +397,24 @@ def test_gpu_check_measures_run_on_the_cpu():
     assert fft["raw"] < 1e-6 and fft["projected"] < 1e-6
     d = gpu_check.max_rel_diff("afno_fast", 2, 9, 15, 16, cpu)
     assert d["before"] == d["after"] == 0.0 and d["max_abs_y"] > 0
+
+
+@pytest.mark.filterwarnings("ignore:.*copying from a non-meta parameter")  # the meta stand-in
+def test_resume_restores_the_cpu_random_states_on_a_gpu_run(tmp_path):
+    """``resume=True`` on a GPU: the checkpoint's random-number states must reach
+    ``torch.set_rng_state`` as CPU byte tensors whatever the run's device, so the checkpoint is
+    read onto the CPU (loading the model and optimizer copies them to the device). Loaded onto
+    the run's device, the resume stopped with "RNG state must be a torch.ByteTensor". The meta
+    device stands in for the GPU."""
+    from afno_lite.train.fit import Run, setup
+
+    cfg = dict(TINY, device="cpu", out=str(tmp_path))
+    train.fit(cfg)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["rng"]["torch"]
+    torch.manual_seed(12345)                      # anything else
+    run = Run(train.validate_config(train.as_config(dict(cfg, resume=True))), 1, 0, False,
+              torch.device("meta"), tmp_path, "test")
+    setup(run)
+    assert run.start_epoch == 1 and len(run.history) == 1
+    assert all(p.device.type == "meta" for p in run.model.parameters())
+    assert torch.equal(torch.get_rng_state(), saved)

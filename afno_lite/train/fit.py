@@ -110,7 +110,9 @@ def _resume(run: Run) -> None:
     cfg, path = run.cfg, run.ckpt_path
     if not path.exists():
         raise ConfigError(f"resume=True but there is no checkpoint at {path}; run once without resume")
-    ck = torch.load(path, map_location=run.device, weights_only=True)
+    # onto the CPU: the RNG states must stay CPU byte tensors (torch.set_rng_state refuses
+    # others); load_state_dict copies the weights and optimizer state to the run's device
+    ck = torch.load(path, map_location="cpu", weights_only=True)
     old = {**TrainConfig().to_dict(), **ck["config"]}   # fields added since: their defaults
     diff = [k for k in ARCH_FIELDS if old.get(k) != cfg.to_dict().get(k)]
     if diff:
