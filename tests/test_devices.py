@@ -418,3 +418,21 @@ def test_resume_restores_the_cpu_random_states_on_a_gpu_run(tmp_path):
     assert run.start_epoch == 1 and len(run.history) == 1
     assert all(p.device.type == "meta" for p in run.model.parameters())
     assert torch.equal(torch.get_rng_state(), saved)
+
+
+def test_afno_sparsity_moves_the_images_to_the_models_device():
+    """``afno_sparsity(model, x)`` with the model ``fit`` returns on a GPU and images from the CPU
+    (as ``evaluate`` takes them): the images go to the model's device. The meta device stands in
+    for the GPU; the patch embedding's input is looked at, then the call is stopped (nothing on
+    the meta device can be counted)."""
+    model = train.build_model(train.TrainConfig(**TINY)).to("meta")
+    seen = []
+
+    def look(mod, args):
+        seen.append(args[0].device)
+        raise _Stop
+
+    model.patch_embed.register_forward_pre_hook(look)
+    with pytest.raises(_Stop):
+        train.afno_sparsity(model, torch.zeros(2, 2, 16, 16))
+    assert seen == [torch.device("meta")]

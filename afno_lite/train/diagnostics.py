@@ -52,10 +52,11 @@ def afno_sparsity(model: nn.Module, x: torch.Tensor) -> float | None:
     """Fraction of the spectral coefficients that the AFNO mixers of ``model`` output as exactly
     zero on images ``x`` (real and imaginary parts counted separately, as soft-thresholding acts
     on them separately; modes dropped by ``keep_fraction`` count as zeros), averaged over the
-    mixers. ``None`` when the model has no AFNO mixer."""
+    mixers. ``None`` when the model has no AFNO mixer. ``x`` is moved to the model's device."""
     from ..mixers import AFNO
 
     model = getattr(model, "module", model)
+    x = x.to(model.patch_embed.weight.device)   # images from the CPU for a model on the GPU, as evaluate
     inputs = []
     hooks = [blk.mixer.register_forward_hook(lambda m, inp, out: inputs.append((m, inp[0])))
              for blk in model.blocks if isinstance(blk.mixer, AFNO)]
