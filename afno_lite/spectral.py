@@ -263,7 +263,7 @@ def spectrum_energy(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor
         e = (X.abs() ** 2).reshape(-1, *X.shape[-2:]).sum(0)
     H = e.shape[0]
     W = x.shape[-2] if (channels_last and x.dim() > 2) else x.shape[-1]
-    return e * rfft_multiplicity(H, W).to(e.dtype)
+    return e * rfft_multiplicity(H, W).to(e.device, e.dtype)
 
 
 def energy_fraction(x: torch.Tensor, mask: torch.Tensor, channels_last: bool = True) -> float:
@@ -273,7 +273,7 @@ def energy_fraction(x: torch.Tensor, mask: torch.Tensor, channels_last: bool = T
     if mask.shape != e.shape:
         raise MixerConfigError(f"mask must have shape {tuple(e.shape)}, got {tuple(mask.shape)}")
     total = e.sum()
-    return float(e[mask].sum() / total) if total > 0 else 1.0
+    return float(e[mask.to(e.device)].sum() / total) if total > 0 else 1.0
 
 
 def radial_energy_profile(x: torch.Tensor, channels_last: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -284,8 +284,9 @@ def radial_energy_profile(x: torch.Tensor, channels_last: bool = True) -> tuple[
     W = x.shape[-2] if (channels_last and x.dim() > 2) else x.shape[-1]
     kh, kw = frequency_grid(H, W)
     r = torch.sqrt((kh**2 + kw**2).double()).round().long()
-    prof = torch.zeros(int(r.max()) + 1, dtype=e.dtype).index_add_(0, r.flatten(), e.flatten())
-    return torch.arange(len(prof)), prof
+    prof = torch.zeros(int(r.max()) + 1, dtype=e.dtype, device=e.device)
+    prof.index_add_(0, r.flatten().to(e.device), e.flatten())
+    return torch.arange(len(prof), device=e.device), prof
 
 
 def _check_lambd(lambd) -> float:

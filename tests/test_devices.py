@@ -436,3 +436,17 @@ def test_afno_sparsity_moves_the_images_to_the_models_device():
     with pytest.raises(_Stop):
         train.afno_sparsity(model, torch.zeros(2, 2, 16, 16))
     assert seen == [torch.device("meta")]
+
+
+def test_spectral_energies_stay_on_the_inputs_device():
+    """``spectrum_energy`` and ``radial_energy_profile`` build their Parseval weights and rings
+    on the input's device (the meta device stands in for a GPU): weights built on the CPU
+    stopped both on a GPU tensor."""
+    x = torch.randn(2, 8, 12, 3)
+    e = spectral.spectrum_energy(x)
+    on_meta = spectral.spectrum_energy(x.to("meta"))
+    assert on_meta.device.type == "meta" and on_meta.shape == e.shape
+    radii, prof = spectral.radial_energy_profile(x)
+    radii_m, prof_m = spectral.radial_energy_profile(x.to("meta"))
+    assert radii_m.device.type == prof_m.device.type == "meta"
+    assert radii_m.shape == radii.shape and prof_m.shape == prof.shape
