@@ -75,6 +75,16 @@ def check_same_dtype(x: torch.Tensor, dtype: torch.dtype, name: str = "x", owner
         )
 
 
+def check_same_device(x: torch.Tensor, module, name: str = "x", owner: str = "the mixer") -> None:
+    """Check that ``x`` is on the device of ``module``'s parameters (none: nothing to check)."""
+    p = next(module.parameters(), None)
+    if p is not None and x.device != p.device:
+        raise MixerInputError(
+            f"{name} is on {x.device} but the parameters of {owner} are on {p.device}; move one of them "
+            f"({name}.to('{p.device}') or the module's .to('{x.device}'))"
+        )
+
+
 def _is_int(value) -> bool:
     # numbers.Integral accepts Python and NumPy integers; bool is an int subclass but never a count
     return isinstance(value, Integral) and not isinstance(value, bool)

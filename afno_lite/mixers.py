@@ -39,6 +39,7 @@ from ._checks import (
     check_modes,
     check_nonnegative,
     check_positive_int,
+    check_same_device,
     check_same_dtype,
     check_tokens,
 )
@@ -61,6 +62,7 @@ class TokenMixer(nn.Module):
 
     def _check(self, x: torch.Tensor) -> None:
         check_tokens(x, self.dim, "x", self.check_finite)
+        check_same_device(x, self, "x", type(self).__name__)
 
 
 class NoMixing(TokenMixer):

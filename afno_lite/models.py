@@ -37,7 +37,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import MixerConfigError, MixerInputError, check_choice, check_positive_int, check_tokens
+from ._checks import (
+    MixerConfigError,
+    MixerInputError,
+    check_choice,
+    check_positive_int,
+    check_same_device,
+    check_tokens,
+)
 from .registry import accepted_kwargs, spec
 from .registry import mixer as build_mixer
 
@@ -240,6 +247,7 @@ class TokenMixerNet(nn.Module):
                 f"x has spatial size {H}x{W}, which must be non-empty and divisible by "
                 f"patch_size={self.patch_size}"
             )
+        check_same_device(x, self, "x", "the model")
         dtype = self.patch_embed.weight.dtype
         if x.dtype != dtype:
             raise TypeError(f"x has dtype {x.dtype} but the model's parameters are {dtype}; "

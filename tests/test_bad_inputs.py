@@ -426,3 +426,24 @@ def test_experiments_reject_bad_input_before_training(monkeypatch, capsys):
     assert experiments.main(["inpainting", "--fast", "--out-dir", _HERE]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --out-dir must be a folder") and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- device mismatch
+@pytest.mark.parametrize("name", ["attention", "kernel_attention", "fno", "gfn", "afno", "afno_fast"])
+def test_a_mixer_names_the_devices_of_input_and_weights(name):
+    """An input on another device than the weights (the meta device stands in for a GPU) gets a
+    MixerInputError naming both devices, not a RuntimeError from deep inside the layer."""
+    kw = {"fno": {"modes": (2, 2)}, "gfn": {"grid": (8, 8)}}.get(name, {"num_blocks": 4})
+    if "attention" in name:
+        kw = {"num_heads": 2}
+    m = afno_lite.mixer(name, 16, **kw).to("meta")
+    with pytest.raises(MixerInputError, match=r"x is on cpu but the parameters of \w+ are on meta"):
+        m(torch.randn(1, 8, 8, 16))
+
+
+def test_the_model_names_the_devices_of_images_and_weights():
+    from afno_lite.models import TokenMixerNet
+
+    net = TokenMixerNet("afno", img_size=16, patch_size=4, in_chans=1, embed_dim=8, depth=1).to("meta")
+    with pytest.raises(MixerInputError, match="x is on cpu but the parameters of the model are on meta"):
+        net(torch.randn(1, 1, 16, 16))
