@@ -145,8 +145,13 @@ def _per_batch(t: torch.Tensor, B: int) -> torch.Tensor:
 
 
 def autocast_dtype(device_type: str) -> torch.dtype | None:
-    """The autocast dtype when ``torch.autocast`` is enabled for ``device_type``, else ``None``."""
-    if not torch.is_autocast_enabled(device_type):
+    """The autocast dtype when ``torch.autocast`` is enabled for ``device_type``, else ``None``
+    (also for a device type autocast does not know, such as ``meta``)."""
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except RuntimeError:        # "unknown device type for autocast": no autocast there
+        return None
+    if not enabled:
         return None
     return torch.get_autocast_dtype(device_type)
 

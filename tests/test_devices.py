@@ -450,3 +450,20 @@ def test_spectral_energies_stay_on_the_inputs_device():
     radii_m, prof_m = spectral.radial_energy_profile(x.to("meta"))
     assert radii_m.device.type == prof_m.device.type == "meta"
     assert radii_m.shape == radii.shape and prof_m.shape == prof.shape
+
+
+@pytest.mark.parametrize("task", ["inpainting", "pde", "classification", "segmentation"])
+@pytest.mark.parametrize("name", ["attention", "kernel_attention", "fno", "gfn", "afno", "afno_fast", "identity"])
+def test_every_model_runs_forward_and_backward_on_another_device(name, task):
+    """A trainer model of every mixer and task, moved to the meta device (standing in for a
+    GPU), computes its loss and gradients there: no tensor on the way is made on the CPU."""
+    kw = {"fno": {"modes": (2, 2)}, "afno": {"num_blocks": 4}, "afno_fast": {"num_blocks": 4},
+          "attention": {"num_heads": 2}, "kernel_attention": {"num_heads": 2}}.get(name, {})
+    cfg = train.TrainConfig(**dict(TINY, task=task, mixer=name, mixer_kw=kw))
+    model = train.build_model(cfg).to("meta")
+    x = torch.randn(2, model.in_chans, 16, 16, device="meta")
+    out = model(x)
+    out.float().square().mean().backward()
+    assert out.device.type == "meta"
+    assert all(p.grad is not None and p.grad.device.type == "meta"
+               for p in model.parameters() if p.requires_grad)
