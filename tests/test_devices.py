@@ -456,14 +456,18 @@ def test_spectral_energies_stay_on_the_inputs_device():
 @pytest.mark.parametrize("name", ["attention", "kernel_attention", "fno", "gfn", "afno", "afno_fast", "identity"])
 def test_every_model_runs_forward_and_backward_on_another_device(name, task):
     """A trainer model of every mixer and task, moved to the meta device (standing in for a
-    GPU), computes its loss and gradients there: no tensor on the way is made on the CPU."""
+    GPU), computes the task's loss on a training batch and its gradients there: no tensor on
+    the way is made on the CPU."""
+    from afno_lite.train import tasks
+
     kw = {"fno": {"modes": (2, 2)}, "afno": {"num_blocks": 4}, "afno_fast": {"num_blocks": 4},
           "attention": {"num_heads": 2}, "kernel_attention": {"num_heads": 2}}.get(name, {})
-    cfg = train.TrainConfig(**dict(TINY, task=task, mixer=name, mixer_kw=kw))
+    size = 32 if task in ("classification", "segmentation") else 16   # relation scenes need 32
+    cfg = train.TrainConfig(**dict(TINY, task=task, mixer=name, mixer_kw=kw, img_size=size))
+    batch = [t[:2].to("meta") for t in tasks.make_data(cfg)["train"]]
     model = train.build_model(cfg).to("meta")
-    x = torch.randn(2, model.in_chans, 16, 16, device="meta")
-    out = model(x)
-    out.float().square().mean().backward()
+    out = tasks.predict(model, batch[0], cfg)
+    tasks.loss(out.float(), batch, cfg).backward()
     assert out.device.type == "meta"
     assert all(p.grad is not None and p.grad.device.type == "meta"
                for p in model.parameters() if p.requires_grad)
