@@ -564,3 +564,19 @@ def test_gpu_bench_script_fails_loudly_without_cuda(tmp_path):
     proc = subprocess.run(["bash", str(ROOT / "tests" / "gpu_bench.sh")], capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 3 and "no CUDA device" in proc.stderr and "GPU_BENCH_ALLOW_CPU=1" in proc.stderr
+
+
+def test_every_eager_series_builds_and_runs_on_the_benchmarks_device():
+    """Each series the GPU preset times (the compiled ones aside) is built on the device it is
+    handed and runs forward and backward there: the meta device stands in for the GPU, so a
+    tensor made on the CPU on the way would stop it. physicsnemo's layer only when importable."""
+    from afno_lite.bench import series as S
+
+    for name in S.SERIES:
+        if name in S.COMPILED or (name == "afno_physicsnemo" and S.physicsnemo_layer_cls() is None):
+            continue
+        _, fn, channels_first = S.build(name, 32, 16, 12, "meta")
+        x = torch.randn(2, 16, 12, 32, device="meta", requires_grad=True)
+        y = fn(x.permute(0, 3, 1, 2).contiguous() if channels_first else x)
+        y.float().sum().backward()
+        assert y.device.type == x.grad.device.type == "meta", name
