@@ -4,6 +4,7 @@ without rewriting them; ``make lab`` applies the project's Lab settings."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -227,3 +228,19 @@ def test_chapter_is_in_canonical_jupytext_form(md):
     assert strip(jupytext.writes(jupytext.reads(text, fmt="md:myst"), fmt="md:myst")) == strip(text), (
         f"{md.name} is not in canonical jupytext form; run `.venv/bin/jupytext --to md:myst "
         f"notebooks/{md.name}` (rewrites it in place) and commit the .md")
+
+
+README_SNIPPETS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+
+
+@pytest.mark.parametrize("code", README_SNIPPETS, ids=[f"snippet{i}" for i in range(len(README_SNIPPETS))])
+def test_readme_python_snippets_run(code):
+    """Each Python example of the README runs as printed, in a fresh interpreter (one of them
+    registers a mixer, which must not leak into the other tests)."""
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_the_readme_has_its_python_examples():
+    assert len(README_SNIPPETS) >= 2
