@@ -8,25 +8,23 @@
 #   bash tests/gpu_bench.sh                                # on the GPU machine
 #   GPU_BENCH_ALLOW_CPU=1 bash tests/gpu_bench.sh          # no GPU: the --device cpu --tiny dry run
 #   bash tests/gpu_bench.sh --deadline 240                 # extra arguments go to "scaling"
-# Writes into $OUT when set (else ./bench_results_gpu): bench_scaling_gpu.json, .png, the log
-# gpu_bench.log and nvidia-smi's line, and copies the JSON and PNG to
+# Writes into $OUT when set (else ./bench_results_gpu on a GPU, build/gpu_dry_run for the dry
+# run): bench_scaling_gpu.json, .png, the log gpu_bench.log with nvidia-smi's line, and copies
+# the JSON and PNG to
 # $OUT/notebooks/results/ (the paths they have in the repository: copy them there to ship).
 # Without CUDA it fails loudly (exit 3) unless GPU_BENCH_ALLOW_CPU=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tests/gpu_env.sh
-dest="${OUT:-bench_results_gpu}"
-[ -z "${OUT:-}" ] && echo "gpu_bench.sh: OUT is not set (or not exported): results go to $dest" >&2
-mkdir -p "$dest/notebooks/results"
-
-if gpu_or_dry_run gpu_bench.sh GPU_BENCH_ALLOW_CPU "$dest/gpu_bench_nvidia_smi.txt"; then
-    args=(--gpu --device cuda)
+if gpu_or_dry_run gpu_bench.sh GPU_BENCH_ALLOW_CPU; then
+    on_gpu=1 args=(--gpu --device cuda)
 else
-    args=(--gpu --device cpu --tiny)
+    on_gpu=0 args=(--gpu --device cpu --tiny)
 fi
-
+dest=$(result_dir gpu_bench.sh bench_results_gpu "$on_gpu")
+mkdir -p "$dest/notebooks/results"
 rm -f "$dest/gpu_bench.log"
-print_versions "$dest/gpu_bench.log"
+print_versions "$dest/gpu_bench.log" "$on_gpu"
 "$PY" -m afno_lite.bench scaling "${args[@]}" --name bench_scaling_gpu --out "$dest" --no-progress "$@" 2>&1 \
     | tee -a "$dest/gpu_bench.log"
 status=${PIPESTATUS[0]}

@@ -566,6 +566,24 @@ def test_gpu_bench_script_fails_loudly_without_cuda(tmp_path):
     assert proc.returncode == 3 and "no CUDA device" in proc.stderr and "GPU_BENCH_ALLOW_CPU=1" in proc.stderr
 
 
+def test_gpu_scripts_keep_a_dry_run_away_from_the_shipped_results(tmp_path):
+    """tests/gpu_env.sh's result_dir: $OUT when set; without it the GPU default on a GPU, and
+    build/gpu_dry_run (ignored by git) for a CPU dry run, never notebooks/results."""
+    def result_dir(on_gpu: int, out: str | None) -> str:
+        env = {k: v for k, v in __import__("os").environ.items() if k != "OUT"}
+        if out is not None:
+            env["OUT"] = out
+        cmd = f"source {ROOT / 'tests' / 'gpu_env.sh'}; result_dir gpu_check.sh notebooks/results {on_gpu}"
+        proc = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    assert result_dir(0, None) == "build/gpu_dry_run" and (tmp_path / "build" / "gpu_dry_run").is_dir()
+    assert result_dir(1, None) == "notebooks/results"
+    assert result_dir(0, str(tmp_path / "o")) == result_dir(1, str(tmp_path / "o")) == str(tmp_path / "o")
+
+
 def test_every_eager_series_builds_and_runs_on_the_benchmarks_device():
     """Each series the GPU preset times (the compiled ones aside) is built on the device it is
     handed and runs forward and backward there: the meta device stands in for the GPU, so a
