@@ -356,9 +356,10 @@ def test_model_flops_probes_the_model_on_its_own_device(mixer):
     assert train.model_flops(model.to("meta")) == on_cpu and on_cpu["total"] > 0
 
 
-def test_loss_is_summed_over_ranks_on_the_runs_device(monkeypatch):
-    """nccl reduces CUDA tensors only: the epoch's loss totals go to ``all_reduce`` on the run's
-    device (the meta device stands in for a GPU), and are summed over the ranks."""
+def test_sum_over_ranks_reduces_on_the_device_it_is_given(monkeypatch):
+    """nccl reduces CUDA tensors only: ``distributed.sum_over_ranks`` hands ``all_reduce`` a
+    tensor on the device it is given (the meta device stands in for a GPU) and sums over the
+    ranks; one process runs no collective."""
     import torch.distributed as dist
 
     from afno_lite.train.distributed import sum_over_ranks
@@ -376,6 +377,24 @@ def test_loss_is_summed_over_ranks_on_the_runs_device(monkeypatch):
     assert totals.tolist() == [3.0, 6.0] and totals.dtype == torch.float64
     assert sum_over_ranks([1.5, 3.0], torch.device("cpu"), distributed=False).tolist() == [1.5, 3.0]
     assert len(seen) == 2             # one process: no collective
+
+
+def test_an_epoch_sums_its_loss_on_the_runs_device(monkeypatch):
+    """``fit`` hands ``sum_over_ranks`` the run's device, not a fixed one: the run is given the
+    device ``cpu:0``, which computes on the CPU but does not compare equal to ``cpu``."""
+    import importlib
+
+    fit_mod = importlib.import_module("afno_lite.train.fit")   # the module, not train.fit the function
+    seen, real = [], fit_mod.sum_over_ranks
+
+    def record(values, device, distributed):
+        seen.append(device)
+        return real(values, device, distributed)
+
+    monkeypatch.setattr(fit_mod, "resolve_device", lambda requested, local_rank=0: (torch.device("cpu", 0), "gloo"))
+    monkeypatch.setattr(fit_mod, "sum_over_ranks", record)
+    res = train.fit(dict(TINY, device="cpu"))
+    assert res["epochs_done"] == 1 and seen == [torch.device("cpu", 0)]
 
 
 def test_default_device_is_indexed_when_cuda(monkeypatch):
