@@ -433,12 +433,9 @@ def test_experiments_reject_bad_input_before_training(monkeypatch, capsys):
 def test_a_mixer_names_the_devices_of_input_and_weights(name):
     """An input on another device than the weights (the meta device stands in for a GPU) gets a
     MixerInputError naming both devices, not a RuntimeError from deep inside the layer."""
-    kw = {"fno": {"modes": (2, 2)}, "gfn": {"grid": (8, 8)}}.get(name, {"num_blocks": 4})
-    if "attention" in name:
-        kw = {"num_heads": 2}
-    m = afno_lite.mixer(name, 16, **kw).to("meta")
+    m = afno_lite.mixer(name, 8, **{**MIXER_KW, "afno_fast": MIXER_KW["afno"]}[name]).to("meta")
     with pytest.raises(MixerInputError, match=r"x is on cpu but the parameters of \w+ are on meta"):
-        m(torch.randn(1, 8, 8, 16))
+        m(_x(1, 6, 6, 8))
 
 
 def test_the_model_names_the_devices_of_images_and_weights():
