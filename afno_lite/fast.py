@@ -107,7 +107,11 @@ class _ToChannelsLast(torch.autograd.Function):
     def forward(ctx, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         B, C, H, W = y.shape
         ctx.in_dtype = y.dtype
-        return _transpose_2d(y, C, H * W).view(B, H, W, C).to(dtype)
+        out = _transpose_2d(y, C, H * W).view(B, H, W, C)
+        # No no-op ``.to``: torch 2.11's torch.compile routes the gradient of a Function whose
+        # output is an alias of one of its intermediates to the wrong slot (wrong gradients,
+        # silently; pytorch/pytorch#180642). Eager autograd is unaffected.
+        return out if out.dtype == dtype else out.to(dtype)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
