@@ -598,3 +598,77 @@ def test_every_eager_series_builds_and_runs_on_the_benchmarks_device():
         y = fn(x.permute(0, 3, 1, 2).contiguous() if channels_first else x)
         y.float().sum().backward()
         assert y.device.type == x.grad.device.type == "meta", name
+
+
+# --------------------------------------------------------------------------- compiled series checked first
+class _GradTimes(torch.autograd.Function):
+    """Identity forward, gradient scaled: right output, wrong gradients (what torch 2.11's compiler
+    did to the fast AFNO before ``to_channels_last`` stopped returning an alias)."""
+
+    @staticmethod
+    def forward(ctx, y, k):
+        ctx.k = k
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * ctx.k, None
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_compiled_mismatch_passes_the_traced_layer_and_names_what_a_wrong_one_gets_wrong(precision):
+    from afno_lite.bench.series import COMPILED_TOL, compiled_mismatch
+    from afno_lite.fast import FastAFNO, compiled
+
+    torch.manual_seed(0)
+    m = FastAFNO(16, num_blocks=4)
+    x, g = torch.randn(1, 8, 6, 16), torch.randn(1, 8, 6, 16)
+    args = (x, g, "fwd+bwd", precision, "cpu")
+    assert compiled_mismatch(m, compiled(m, backend="aot_eager"), *args) is None
+    assert compiled_mismatch(m, m, x, g, "fwd", precision, "cpu") is None
+    off = 3 * COMPILED_TOL[precision]
+    why = compiled_mismatch(m, lambda t: m(t) * (1 + off), *args)
+    assert why.startswith("compiled output differs from the eager layer: ") and "not timed" in why
+    assert f"(6 of 6 tensors over the tolerance {COMPILED_TOL[precision]:g}, {precision})" in why
+    why = compiled_mismatch(m, lambda t: _GradTimes.apply(m(t), 1.5), *args)
+    # the output right, every gradient half as large again: the five gradients are named, not the output
+    assert "off by 5.0" in why and f"(5 of 6 tensors over the tolerance {COMPILED_TOL[precision]:g}" in why
+    # forward only: a wrong gradient is not looked at, a wrong output is
+    assert compiled_mismatch(m, lambda t: _GradTimes.apply(m(t), 1.5), x, g, "fwd", precision, "cpu") is None
+    assert "output off by" in compiled_mismatch(m, lambda t: m(t) * (1 + off), x, g, "fwd", precision, "cpu")
+    within = compiled_mismatch(m, lambda t: m(t) * (1 + COMPILED_TOL[precision] / 3), *args)
+    assert within is None
+
+    def broken(t):
+        raise RuntimeError("no kernel")
+
+    assert compiled_mismatch(m, broken, *args) == "compiled check failed: RuntimeError: no kernel"
+
+
+def test_a_compiled_series_that_is_not_the_eager_layer_is_skipped_not_timed(monkeypatch):
+    """The benchmark checks a compiled series against its eager layer before its times count."""
+    from afno_lite.bench import runner
+
+    blocks = _fake_blocks(monkeypatch, lambda n, k: False)
+    real_build = runner.build
+
+    def build(name, C, H, W, device, compile_kw=None):
+        if name != "afno_fast_compiled":
+            return real_build(name, C, H, W, device, compile_kw)
+        m, _, cf = real_build("afno_fast", C, H, W, device)     # no compiling in a unit test
+        return m, (lambda t: _GradTimes.apply(m(t), wrong)), cf
+
+    monkeypatch.setattr(runner, "build", build)
+    kw = dict(grids=[(8, 8)], channels=[16], series=["afno_fast", "afno_fast_compiled"], passes=["fwd+bwd"],
+              time_budget=1000, measure_memory=False, progress=False, sessions=2)
+    wrong = 1.0
+    res = bench.run_scaling("tiny", **kw)
+    assert {r["series"] for r in res["results"]} == {"afno_fast", "afno_fast_compiled"} and res["skipped"] == []
+    wrong = 2.0
+    res = bench.run_scaling("tiny", **kw)
+    assert [r["series"] for r in res["results"]] == ["afno_fast"]
+    (skip,) = res["skipped"]
+    assert skip["series"] == "afno_fast_compiled" and "off by 1.00e+00 of its largest entry" in skip["reason"]
+    assert "(5 of 6 tensors over the tolerance 0.001, fp32); not timed" in skip["reason"]
+    # checked after the first session's timing (whose first call compiles), then dropped for good
+    assert blocks[-2:] == [["afno_fast", "afno_fast_compiled"], ["afno_fast"]]

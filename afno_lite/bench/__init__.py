@@ -34,7 +34,9 @@ Sub-commands
     (``afno_fast_compiled``: ``torch.compile`` mode ``reduce-overhead``, CUDA graphs;
     ``afno_fast_graphs``: CUDA graphs of the eager kernels, ``backend="cudagraphs"``; both only
     at ``C = 256, B = 1, N <= 16,384``, where the plateau goal needs them: every grid and
-    precision compiles anew), the NVIDIA layer (physicsnemo
+    precision compiles anew; each is checked against its eager layer, output and gradients,
+    and one that differs is listed in ``skipped`` with the gap, not timed: see
+    :func:`~afno_lite.bench.series.compiled_mismatch`), the NVIDIA layer (physicsnemo
     when importable, else the stand-in, labelled), 8-head attention
     (``scaled_dot_product_attention``: flash attention under bf16 where available) and both FFT
     floors. It prints an estimate of its wall time

@@ -27,6 +27,7 @@ from .series import (
     SCHEMA,
     SERIES,
     build,
+    compiled_mismatch,
     growth,
     minor_faults,
     param_count,
@@ -277,7 +278,7 @@ def _run_config(cfg, series, key, state, device, measure_memory, seed, gen, sess
     torch.manual_seed(seed + session)
     (x, g), (x_cf, g_cf) = _inputs(mode, B, H, W, C, gen, device)
     compile_kw = cfg["compile_cpu"] if device.type != "cuda" else {}
-    calls = {}
+    calls, made = {}, {}
     for name in list(active):
         try:
             module, fn, cf = build(name, C, H, W, device, compile_kw)
@@ -285,12 +286,17 @@ def _run_config(cfg, series, key, state, device, measure_memory, seed, gen, sess
             state["skipped"].append(dict(series=name, **base, reason=_failure(exc)))
             active.remove(name)
             continue
-        calls[name] = _make_call(module, fn, x_cf if cf else x, g_cf if cf else g, mode, precision, device.type)
+        made[name] = (module, fn, x_cf if cf else x, g_cf if cf else g)
+        calls[name] = _make_call(module, fn, *made[name][2:], mode, precision, device.type)
     tried = list(active)
     first_call = {}
     extra = {n: 2 for n in active if n in COMPILED}          # compile, then (CUDA graphs) record, then replay
     times, spreads, remeasured = _measure(cfg, active, calls, base, state["skipped"], session == 0, extra, first_call)
     if session == 0:
+        for name in [n for n in active if n in COMPILED]:     # timed only if it is the eager layer
+            if why := compiled_mismatch(*made[name], mode, precision, device.type):
+                state["skipped"].append(dict(series=name, **base, reason=why))
+                active.remove(name)
         for name in tried:
             if name not in active:
                 last[name] = None
@@ -382,7 +388,9 @@ def _document(preset, cfg, series, state, info, device, command, t_start) -> dic
                          "dtype=torch.bfloat16), the backward pass outside it (g cast to the output dtype); rows "
                          "without a precision (older results) are fp32",
             "compiled": "compiled series (afno_lite.fast.compiled) get two more warm-up calls (compile, record a "
-                        "CUDA graph); first_call_s is the first call of each series in the first session, "
+                        "CUDA graph) and, after the first session's timing, are checked against their eager "
+                        "layer (bench.series.compiled_mismatch; one that differs is listed in skipped and not "
+                        "timed again); first_call_s is the first call of each series in the first session, "
                         "compilation included; their peak memory is not measured (a CUDA graph's pool is "
                         "allocated when it is recorded)",
             "fft_floor": SERIES["fft_floor"].description,

@@ -20,8 +20,8 @@ from .. import complexity
 from ..registry import SPECS, mixer, spec
 from ..spectral import kept_mode_cutoffs
 
-__all__ = ["SCHEMA", "PASSES", "PRECISIONS", "Series", "SERIES", "COMPILED", "series_for", "build", "minor_faults",
-           "param_count", "growth", "peak_memory_bytes", "physicsnemo_layer_cls"]
+__all__ = ["SCHEMA", "PASSES", "PRECISIONS", "Series", "SERIES", "COMPILED", "COMPILED_TOL", "series_for", "build",
+           "compiled_mismatch", "minor_faults", "param_count", "growth", "peak_memory_bytes", "physicsnemo_layer_cls"]
 
 
 SCHEMA = "afno_lite.bench.scaling/1"
@@ -157,6 +157,55 @@ def build(name: str, C: int, H: int, W: int, device,
 
         return m, compiled(m, **{**s.compile, **(compile_kw or {})}), False
     return m, m, False
+
+
+#: The largest ``max |compiled - eager| / max |eager|`` (output, and each gradient for ``fwd+bwd``)
+#: a compiled series may show before it is timed: float32 rounding and bfloat16 rounding with
+#: room for fused kernels that round elsewhere. A compiler that gets the layer wrong is far
+#: above either (torch 2.11 gave relative gradient errors of about 1e3 on the fast AFNO before
+#: :mod:`afno_lite.fast` avoided the alias that caused them).
+COMPILED_TOL = {"fp32": 1e-3, "bf16": 1e-1}
+
+
+def _rel_gap(a: torch.Tensor, b: torch.Tensor) -> float:
+    scale = float(b.detach().abs().max())
+    gap = float((a.detach().float() - b.detach().float()).abs().max())
+    return gap / scale if scale > 0 else gap
+
+
+def compiled_mismatch(module: torch.nn.Module, fn: Callable, x: torch.Tensor, g: torch.Tensor, mode: str,
+                      precision: str = "fp32", device_type: str = "cpu") -> str | None:
+    """Why the compiled ``fn`` is not the eager ``module`` it was made from, or ``None`` when the
+    output (and, for ``mode="fwd+bwd"``, the gradients of the input and of every parameter)
+    agree within :data:`COMPILED_TOL` on the input ``x`` and output gradient ``g`` (an exception
+    is a reason too). Run under the same ``precision`` (autocast) and grad mode as the timed
+    call; a compiled series that fails this is not timed (a fast wrong layer is not a result)."""
+    low = {"fp32": None, "bf16": torch.bfloat16}[precision]
+    params = [p for p in module.parameters() if p.requires_grad]
+
+    def outputs(f) -> list[torch.Tensor]:
+        xi = x.detach().clone().requires_grad_(mode == "fwd+bwd")
+        with torch.set_grad_enabled(mode == "fwd+bwd"), torch.autocast(device_type, dtype=low or torch.bfloat16,
+                                                                        enabled=low is not None):
+            y = f(xi)
+        out = [y.detach().clone()]   # clone: a CUDA graph's output is overwritten by its next replay
+        if mode == "fwd+bwd":
+            out += [t.clone() for t in torch.autograd.grad(y, [xi, *params], g.to(y.dtype))]
+        return out
+
+    try:
+        ref, got = outputs(module), outputs(fn)
+    except Exception as exc:  # noqa: BLE001 -- reported as the reason the series is not timed
+        return f"compiled check failed: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    names = ["output"] + (["input gradient"] + [f"gradient of {n}" for n, p in module.named_parameters()
+                                                 if p.requires_grad] if mode == "fwd+bwd" else [])
+    tol = COMPILED_TOL[precision]
+    bad = [(n, gap) for a, b, n in zip(got, ref, names, strict=True) if (gap := _rel_gap(a, b)) > tol]
+    if not bad:
+        return None
+    what, gap = max(bad, key=lambda b: b[1])
+    return (f"compiled output differs from the eager layer: {what} off by {gap:.2e} of its largest entry "
+            f"({len(bad)} of {len(names)} tensors over the tolerance {tol:g}, {precision}); not timed")
 
 
 def param_count(name: str, C: int, H: int, W: int) -> int:
