@@ -29,8 +29,5 @@ venv=${TORCH_FLOOR_VENV:-/tmp/afno-lite-floor-${tag:0:80}}
 import importlib.metadata as md
 print(" | ".join(f"{n} {md.version(n)}" for n in ("torch", "numpy", "matplotlib", "ipywidgets", "tqdm")))
 PY
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider -m "not book and not browser and not cuda" \
-    --doctest-modules --ignore=tests/prepare_nbval.py --ignore=tests/browser_utils.py \
-    --ignore=tests/test_packaging.py --ignore=tests/test_chapter_style.py \
-    --ignore=tests/test_claims_ledger.py --ignore=tests/test_lab_browser.py \
-    --ignore=tests/test_book_site.py tests afno_lite
+source tests/unit_pytest.sh
+unit_pytest "$venv/bin/python"
