@@ -8,7 +8,10 @@ its code is exactly the chapter's current code; otherwise the chapter is execute
 here once. Either way nbval then executes it a second time: outputs that are claims
 must reproduce across two independent runs.
 
-    python tests/prepare_nbval.py [OUT_DIR [CHAPTER ...]]   # e.g. build/one 05_afno_step_by_step
+    python tests/prepare_nbval.py [--fresh] [OUT_DIR [CHAPTER ...]]   # e.g. build/one 05_afno_step_by_step
+
+``--fresh`` executes every chapter here, even when the book build holds a matching copy (to
+run the chapters in another Python environment, as ``tests/latest_releases.sh`` does).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ def code_sources(nb) -> list[str]:
     return [c.source.strip() for c in nb.cells if c.cell_type == "code"]
 
 
-def prepare(out: Path, only: list[str] | None = None) -> None:
+def prepare(out: Path, only: list[str] | None = None, fresh: bool = False) -> None:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -45,7 +48,7 @@ def prepare(out: Path, only: list[str] | None = None) -> None:
         nb = jupytext.read(md)
         ref_path = EXECUTED / f"{md.stem}.ipynb"
         target = out / f"{md.stem}.ipynb"
-        if ref_path.exists():
+        if ref_path.exists() and not fresh:
             ref = nbformat.read(ref_path, as_version=4)
             if code_sources(ref) == code_sources(nb):
                 ref.metadata.pop("source_map", None)
@@ -61,4 +64,5 @@ def prepare(out: Path, only: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("AFNO_FAST", "1")
-    prepare(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "build" / "nbval", sys.argv[2:])
+    args = [a for a in sys.argv[1:] if a != "--fresh"]
+    prepare(Path(args[0]) if args else ROOT / "build" / "nbval", args[1:], fresh="--fresh" in sys.argv[1:])
