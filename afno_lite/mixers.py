@@ -143,7 +143,13 @@ class KernelAttention(SelfAttention):
 
 # --------------------------------------------------------------------------- spectral helpers
 def _rfft2(x: torch.Tensor) -> torch.Tensor:
-    return torch.fft.rfft2(x, dim=(1, 2), norm="ortho")
+    X = torch.fft.rfft2(x, dim=(1, 2), norm="ortho")
+    if torch.compiler.is_compiling():
+        # torch 2.11's traced rfft2 assumes a contiguous result while the CPU FFT returns
+        # channels-first strides, so later views fail at run time ("view size is not
+        # compatible"); a real copy makes both agree. Eager code never pays for it.
+        X = X.clone(memory_format=torch.contiguous_format)
+    return X
 
 
 def _irfft2(X: torch.Tensor, H: int, W: int) -> torch.Tensor:

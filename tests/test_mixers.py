@@ -528,3 +528,24 @@ def test_bias_false_is_the_bias_model_with_frozen_zero_biases():
     x = torch.randn(1, 6, 6, 8)
     assert float(a.b1.abs().max()) == 0 and not a.b1.requires_grad and not a.b2.requires_grad
     torch.testing.assert_close(a(x), b(x), rtol=0, atol=0)
+
+
+# ----------------------------------------------------------------------------- torch.compile
+@pytest.mark.parametrize("name", MIXER_NAMES)
+def test_every_mixer_traces_under_torch_compile_to_its_eager_outputs_and_gradients(name):
+    """dynamo + AOT autograd (``backend="aot_eager"``: tracing, no code generation) must give
+    the eager layer. Under torch 2.11 the traced ``rfft2`` of a channels-last input assumed a
+    contiguous result that the CPU FFT does not return, and compiling FNO and AFNO failed with
+    "view size is not compatible" until ``_rfft2`` copies its result while compiling."""
+    torch.manual_seed(0)
+    m = _rand_params_(_build(name, 16, (8, 6)), 0.3)
+    x, g = torch.randn(2, 8, 6, 16), torch.randn(2, 8, 6, 16)
+    params = [p for p in m.parameters() if p.requires_grad]
+
+    def outputs(f):
+        xi = x.clone().requires_grad_(True)
+        y = f(xi)
+        return [y.detach(), *torch.autograd.grad(y, [xi, *params], g)]
+
+    for got, want in zip(outputs(torch.compile(m, backend="aot_eager", dynamic=False)), outputs(m), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
