@@ -74,6 +74,14 @@ def _pair(value, name: str) -> tuple[int, int]:
     return v, v
 
 
+def _init_normal_002(t: torch.Tensor) -> torch.Tensor:
+    """``N(0, 0.02^2)``: what ViT-style code (and AFNO's) gets from ``trunc_normal_(std=.02)``,
+    whose default bounds ``a=-2, b=2`` are absolute, 100 standard deviations out, so nothing
+    is truncated. ``normal_`` draws the same values from a seed on every torch release;
+    ``trunc_normal_`` does not (torch 2.13 draws ``normal_``'s values, 2.11 other ones)."""
+    return nn.init.normal_(t, mean=0.0, std=0.02)
+
+
 class Mlp(nn.Module):
     """Token-wise two-layer MLP ``fc2(GELU(fc1(x)))`` (same names as FourCastNet's)."""
 
@@ -171,7 +179,7 @@ class TokenMixerNet(nn.Module):
         self.patch_embed = nn.Conv2d(self.in_chans, D, kernel_size=self.patch_size, stride=self.patch_size)
         if self.pos_embed_type == "learned":
             self.pos_embed = nn.Parameter(torch.zeros(1, *self.grid, D))
-            nn.init.trunc_normal_(self.pos_embed, std=0.02)
+            _init_normal_002(self.pos_embed)
         else:
             self.register_parameter("pos_embed", None)
         self.blocks = nn.ModuleList(
@@ -200,7 +208,7 @@ class TokenMixerNet(nn.Module):
     @staticmethod
     def _init_linear(m: nn.Module) -> None:
         if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
+            _init_normal_002(m.weight)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 

@@ -267,3 +267,27 @@ def test_no_position_embedding_has_no_parameter_and_runs_on_other_grids():
     assert a.grid == (16, 16) and a.pos_embed is None
     with pytest.raises(MixerConfigError, match="pos_embed"):
         TokenMixerNet("afno", pos_embed="sinusoidal")
+
+
+def test_seeded_initial_weights_do_not_depend_on_torchs_trunc_normal(monkeypatch):
+    """The position embedding and the Linear weights are ``N(0, 0.02^2)`` drawn with
+    ``normal_``, whose values from a seed torch keeps across releases. ``trunc_normal_``
+    changed its algorithm (torch 2.11 and 2.13 draw different values from one seed), and with
+    ViT's bounds (``±2`` at ``std=0.02``: 100 standard deviations) it truncates nothing, so
+    the network does not call it: a different ``trunc_normal_`` leaves the weights unchanged."""
+    def build():
+        torch.manual_seed(0)
+        return TokenMixerNet(mixer="afno", img_size=(16, 16), patch_size=4, embed_dim=32, depth=2)
+
+    want = build().state_dict()
+
+    def other_trunc_normal_(t, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
+        with torch.no_grad():   # torch 2.11's method: inverse CDF of a uniform draw
+            return t.uniform_(-1 + 1e-7, 1 - 1e-7).erfinv_().mul_(std * 2**0.5).add_(mean).clamp_(a, b)
+
+    monkeypatch.setattr(torch.nn.init, "trunc_normal_", other_trunc_normal_)
+    got = build().state_dict()
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    w = torch.cat([want[k].flatten() for k in want if k.startswith("blocks.") and "mlp" in k and
+                   k.endswith("weight")] + [want["head.weight"].flatten(), want["pos_embed"].flatten()])
+    assert abs(float(w.mean())) < 0.001 and abs(float(w.std()) - 0.02) < 0.001      # N(0, 0.02^2)
