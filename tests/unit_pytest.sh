@@ -1,4 +1,4 @@
-# Sourced by tests/torch_floor.sh and tests/gpu_rehearsal.sh: unit_pytest PY [PYTEST ARGS...] runs
+# Sourced by torch_floor.sh, gpu_rehearsal.sh and latest_releases.sh: unit_pytest PY [ARGS...] runs
 # the library's unit tests with the python PY, from the repository root: everything but chapters,
 # book, browser and `cuda` tests and the chapter tooling (they need Jupyter or a GPU, not
 # another torch).
