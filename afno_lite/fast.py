@@ -27,6 +27,15 @@ What changes with respect to the reference (and what does not)
   2-D FFT: the dropped columns would be zeroed anyway) and the MLP only sees kept modes.
 * ReLU acts on real and imaginary parts separately, softshrink too: both are applied to
   ``view_as_real`` of the complex activations, as in the reference.
+* The inverse transform is split into ``ifft`` along ``H`` and ``irfft`` along ``W``, so that the
+  projection of the self-conjugate columns (which every spectral layer here applies, see
+  :func:`afno_lite.spectral.hermitian_project`) is one write of their real part
+  (:func:`afno_lite.spectral.hermitian_project_after_ifft_`) instead of a copy of the spectrum.
+  Both transforms have hand-written backward passes (:class:`_Rfft2`, :class:`_ProjectedIrfft2`):
+  the adjoint of each is one transform the other way, where PyTorch's backward of ``rfft2``
+  zero-pads the gradient to the full ``H x W`` spectrum, and autograd would record a copy for
+  every step of the projection. Both are tested against autograd in float64; chapter 7 and
+  ``python -m afno_lite.bench`` measure what they save.
 
 Mixed precision (``torch.autocast``)
 ------------------------------------
@@ -54,7 +63,7 @@ import torch
 import torch.nn.functional as F
 
 from .mixers import _LOW_PRECISION, AFNO
-from .spectral import hermitian_project, kept_mode_cutoffs, kept_rows
+from .spectral import hermitian_project_after_ifft_, kept_mode_cutoffs, kept_rows
 
 __all__ = ["FastAFNO", "to_channels_first", "to_channels_last", "compiled", "autocast_dtype"]
 
@@ -118,6 +127,70 @@ class _ToChannelsLast(torch.autograd.Function):
         B, H, W, C = g.shape
         gy = _transpose_2d(g.to(ctx.in_dtype), H * W, C).view(B, C, H, W)
         return gy, None
+
+
+def _paired_columns(W: int, n_cols: int) -> slice:
+    """The rfft columns that stand for two modes of the full spectrum, ``k_W`` and ``-k_W``:
+    ``1 .. ceil(W/2) - 1`` (neither ``k_W = 0`` nor the Nyquist column ``W/2`` of an even ``W``)."""
+    return slice(1, min((W + 1) // 2, n_cols))
+
+
+def _projected_inverse(Z: torch.Tensor, W: int) -> torch.Tensor:
+    """``irfft2(hermitian_project(Z))`` (ortho) over the last two axes, ``Z`` holding the first
+    ``M <= W//2 + 1`` columns: ``ifft`` along ``k_H``, the projection as the real part of the
+    self-conjugate columns (:func:`~afno_lite.spectral.hermitian_project_after_ifft_`), then
+    ``irfft`` along ``k_W``, which zero-pads the missing columns."""
+    Z = torch.fft.ifft(Z, dim=-2, norm="ortho")
+    return torch.fft.irfft(hermitian_project_after_ifft_(Z, W), n=W, dim=-1, norm="ortho")
+
+
+class _Rfft2(torch.autograd.Function):
+    """``rfft2(x, norm="ortho")`` over the last two axes; the backward pass is ONE projected
+    inverse real FFT.
+
+    PyTorch's backward of ``rfft2`` zero-pads the gradient to the full ``H x W`` spectrum and
+    runs a complex FFT on it. The same adjoint is the inverse real FFT of the gradient with its
+    paired columns (:func:`_paired_columns`) halved, because the inverse counts each of them
+    twice; it is projected like every inverse in this package, so it does not depend on the
+    FFT library either. Tested against PyTorch's backward in float64 (``tests/test_fast.py``)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.W = x.shape[-1]
+        return torch.fft.rfft2(x, norm="ortho")
+
+    @staticmethod
+    def backward(ctx, G: torch.Tensor):
+        W = ctx.W
+        Z = torch.fft.ifft(G, dim=-2, norm="ortho")          # a new tensor: scaled in place
+        Z[..., _paired_columns(W, Z.shape[-1])] *= 0.5
+        Z = hermitian_project_after_ifft_(Z, W)
+        return torch.fft.irfft(Z, n=W, dim=-1, norm="ortho")
+
+
+class _ProjectedIrfft2(torch.autograd.Function):
+    """:func:`_projected_inverse`; the backward pass is ONE forward real FFT.
+
+    The projection is an orthogonal projection (its own adjoint), and the adjoint of the inverse
+    real FFT is the forward one with the paired columns doubled; a forward real FFT of a real
+    gradient is already Hermitian on the self-conjugate columns, so the backward pass needs no
+    projection, and none of the copies that autograd records for the forward's steps.
+    Tested against autograd in float64 (``tests/test_fast.py``)."""
+
+    @staticmethod
+    def forward(ctx, Z: torch.Tensor, W: int) -> torch.Tensor:
+        ctx.M = Z.shape[-1]
+        return _projected_inverse(Z, W)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        M, W = ctx.M, g.shape[-1]
+        if M == W // 2 + 1:
+            G = torch.fft.rfft2(g, norm="ortho")
+        else:  # only the kept columns go through the FFT along H
+            G = torch.fft.fft(torch.fft.rfft(g, dim=-1, norm="ortho")[..., :M], dim=-2, norm="ortho")
+        G[..., _paired_columns(W, M)] *= 2.0
+        return G, None
 
 
 def to_channels_first(x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -237,7 +310,7 @@ class FastAFNO(AFNO):
         m_h, m_w = kept_mode_cutoffs(H, W, self.keep_fraction)
         M = m_w + 1                                                  # kept columns 0..m_w
         if M == Wr:
-            X = torch.fft.rfft2(xc, norm="ortho")                    # [B, C, H, Wr]
+            X = _Rfft2.apply(xc)                                     # [B, C, H, Wr]
         else:  # pruned: FFT along H only for the kept columns
             X = torch.fft.rfft(xc, dim=-1, norm="ortho")[..., :M]
             X = torch.fft.fft(X, dim=-2, norm="ortho")
@@ -248,13 +321,9 @@ class FastAFNO(AFNO):
             Y[..., rows, :] = o
         else:
             Y = self._mlp(X)
-        # backend-independent inverse (see afno_lite.spectral.hermitian_project)
-        Y = hermitian_project(Y, W, dims=(-2, -1))
-        if M == Wr:
-            y = torch.fft.irfft2(Y, s=(H, W), norm="ortho")
-        else:  # inverse along H on the kept columns; irfft zero-pads the missing ones
-            y = torch.fft.ifft(Y, dim=-2, norm="ortho")
-            y = torch.fft.irfft(y, n=W, dim=-1, norm="ortho")
+        # backend-independent inverse: the self-conjugate columns are projected (see
+        # afno_lite.spectral.hermitian_project); irfft zero-pads the columns not kept
+        y = _ProjectedIrfft2.apply(Y, W)
         y = to_channels_last(y, dtype)
         return y + x if self.residual else y
 

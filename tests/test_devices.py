@@ -87,13 +87,18 @@ def test_inverse_fft_receives_hermitian_self_conjugate_columns(name, H, W, keep,
 
 
 def _without_projection(monkeypatch):
-    """Replace ``hermitian_project`` by the identity wherever afno_lite bound the name."""
-    patched = 0
+    """Replace ``hermitian_project`` (on a spectrum) and ``hermitian_project_after_ifft_`` (on a
+    spectrum already inverse-transformed along ``k_H``) by the identity wherever afno_lite bound
+    the names."""
+    identities = {"hermitian_project": lambda X, W, dims=(1, 2): X,
+                  "hermitian_project_after_ifft_": lambda Z, W, dim=-1: Z}
+    patched = set()
     for mod_name, mod in list(sys.modules.items()):
-        if mod_name.startswith("afno_lite") and hasattr(mod, "hermitian_project"):
-            monkeypatch.setattr(mod, "hermitian_project", lambda X, W, dims=(1, 2): X)
-            patched += 1
-    assert patched, "no afno_lite module uses hermitian_project"
+        for name, identity in identities.items():
+            if mod_name.startswith("afno_lite") and hasattr(mod, name):
+                monkeypatch.setattr(mod, name, identity)
+                patched.add(name)
+    assert patched == set(identities), f"no afno_lite module uses {set(identities) - patched}"
 
 
 @pytest.mark.parametrize("name", SPECTRAL_MIXERS)
@@ -104,17 +109,7 @@ def test_the_hermitian_check_fails_without_the_projection(name, monkeypatch):
     m = _build(name, H, W)
     x = torch.randn(2, H, W, C, generator=torch.Generator().manual_seed(1))
     _without_projection(monkeypatch)
-    seen: list[float] = []
-    real_irfft2 = torch.fft.irfft2
-
-    def irfft2(X, s=None, dim=(-2, -1), norm=None):
-        seen.append(spectral.hermitian_defect(X, s[-1], dims=dim))
-        return real_irfft2(X, s=s, dim=dim, norm=norm)
-
-    monkeypatch.setattr(torch.fft, "irfft2", irfft2)
-    with torch.no_grad():
-        m(x)
-    assert seen and max(seen) > 1e-2
+    assert max(_self_conjugate_defects(m, x, monkeypatch)) > 1e-2
 
 
 @pytest.mark.parametrize("name", SPECTRAL_MIXERS)
@@ -173,10 +168,22 @@ def test_emulated_completions_are_valid_inverse_ffts(H, W):
     assert float((up - low).abs().max()) > 0.1
 
 
+def _reading_imaginary_parts(X: torch.Tensor, W: int, dim: int, sign: float) -> torch.Tensor:
+    """Another valid way for a 1-D inverse real FFT to read its self-conjugate entries: ``z`` as
+    ``Re z + sign * Im z``. A valid input has real entries there, read as themselves."""
+    out = X.clone()
+    for c in spectral.self_conjugate_columns(W, X.shape[dim]):
+        z = out.select(dim, c)
+        z.copy_(z.real + sign * z.imag)
+    return out
+
+
 def _outputs_under_two_backends(m: torch.nn.Module, x: torch.Tensor, mp) -> list[torch.Tensor]:
-    """``m(x)`` with ``torch.fft.irfft2`` as shipped, then emulating two other inverse real FFTs
-    that complete the self-conjugate columns from their upper or their lower rows."""
-    real_irfft2 = torch.fft.irfft2
+    """``m(x)`` with ``torch.fft.irfft2``/``irfft`` as shipped, then emulating two other inverse
+    real FFTs: the 2-D one completes the self-conjugate columns from their upper or their lower
+    rows, the 1-D one (a 2-D inverse split into ``ifft`` along ``k_H`` and ``irfft`` along
+    ``k_W``) reads the imaginary part of the self-conjugate entries with a + or a - sign."""
+    real_irfft2, real_irfft = torch.fft.irfft2, torch.fft.irfft
     outs = []
     for upper in (None, True, False):
         def irfft2(X, s=None, dim=(-2, -1), norm=None, upper=upper):
@@ -184,10 +191,17 @@ def _outputs_under_two_backends(m: torch.nn.Module, x: torch.Tensor, mp) -> list
             Xc = X if upper is None else _completion_from_rows(X, W, dim, upper)
             return real_irfft2(Xc, s=s, dim=dim, norm=norm)
 
+        def irfft(X, n=None, dim=-1, norm=None, upper=upper):
+            W = n if n is not None else 2 * (X.shape[dim] - 1)
+            Xc = X if upper is None else _reading_imaginary_parts(X, W, dim, 1.0 if upper else -1.0)
+            return real_irfft(Xc, n=n, dim=dim, norm=norm)
+
         mp.setattr(torch.fft, "irfft2", irfft2)
+        mp.setattr(torch.fft, "irfft", irfft)
         with torch.no_grad():
             outs.append(m(x))
     mp.setattr(torch.fft, "irfft2", real_irfft2)
+    mp.setattr(torch.fft, "irfft", real_irfft)
     return outs
 
 
@@ -195,7 +209,8 @@ def _outputs_under_two_backends(m: torch.nn.Module, x: torch.Tensor, mp) -> list
 def test_same_output_under_emulated_fft_backends(name, monkeypatch):
     """The layer is one function whatever the inverse FFT does with non-Hermitian columns:
     under two emulated backends that complete those columns differently (trust the upper or
-    the lower rows, where the CPU takes the Hermitian part), every spectral mixer gives the
+    the lower rows, where the CPU takes the Hermitian part; a split 2-D inverse: read the
+    imaginary parts of the 1-D self-conjugate entries), every spectral mixer gives the
     same output to 1e-6 (relative). Without the projection the emulated backends disagree."""
     for H, W in GRIDS:
         m = _build(name, H, W)
@@ -235,6 +250,25 @@ def test_hermitian_project_matches_loops_and_is_idempotent(H, W):
     # the other columns are untouched
     other = [c for c in range(W // 2 + 1) if c not in spectral.self_conjugate_columns(W)]
     torch.testing.assert_close(P[:, :, other], X[:, :, other], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("H,W", [(1, 1), (2, 2), (5, 4), (8, 8), (9, 15), (10, 20), (6, 1)])
+def test_projection_after_the_inverse_along_h_is_the_real_part_of_those_columns(H, W):
+    """``hermitian_project_after_ifft_`` (in place, on a spectrum inverse-transformed along
+    ``k_H``) gives what ``ifft`` along ``k_H`` of ``hermitian_project`` gives, for every number
+    of held columns; the random input is far from Hermitian, so doing nothing fails."""
+    g = torch.Generator().manual_seed(H * 100 + W)
+    for M in range(1, W // 2 + 2):
+        X = torch.randn(3, 4, H, M, dtype=torch.complex128, generator=g)
+        via_spectrum = torch.fft.ifft(spectral.hermitian_project(X, W, dims=(-2, -1)), dim=-2, norm="ortho")
+        Z = torch.fft.ifft(X, dim=-2, norm="ortho")
+        assert spectral.hermitian_project_after_ifft_(Z, W) is Z
+        torch.testing.assert_close(Z, via_spectrum, rtol=0, atol=1e-14)
+    Z = torch.fft.ifft(X, dim=-2, norm="ortho").transpose(-1, -2).contiguous()     # k_W on axis -2
+    torch.testing.assert_close(spectral.hermitian_project_after_ifft_(Z, W, dim=-2).transpose(-1, -2),
+                               via_spectrum, rtol=0, atol=1e-14)
+    with pytest.raises(TypeError, match="complex"):
+        spectral.hermitian_project_after_ifft_(torch.zeros(2, 3), 4)
 
 
 def test_hermitian_project_leaves_a_real_signals_spectrum_unchanged():
