@@ -46,21 +46,24 @@ MIXERS = ["attention", "kernel_attention", "fno", "gfn", "afno", "afno_fast"]
 def no_projection(calls: list | None = None):
     """Every spectral layer without its explicit projection (the FFT library decides); each
     skipped projection appends to ``calls`` when given."""
-    def skip(X, W, dims=(1, 2)):
+    def skip(X, W, *dims, **kw):
         if calls is not None:
             calls.append(W)
         return X
 
+    # on a spectrum, and on a spectrum already inverse-transformed along k_H (afno_fast)
+    helpers = ("hermitian_project", "hermitian_project_after_ifft_")
     saved = []
     for name, mod in list(sys.modules.items()):
-        if name.startswith("afno_lite") and hasattr(mod, "hermitian_project"):
-            saved.append((mod, mod.hermitian_project))
-            mod.hermitian_project = skip
+        for helper in helpers:
+            if name.startswith("afno_lite") and hasattr(mod, helper):
+                saved.append((mod, helper, getattr(mod, helper)))
+                setattr(mod, helper, skip)
     try:
         yield
     finally:
-        for mod, fn in saved:
-            mod.hermitian_project = fn
+        for mod, helper, fn in saved:
+            setattr(mod, helper, fn)
 
 
 def build(name: str, C: int, H: int, W: int) -> torch.nn.Module:

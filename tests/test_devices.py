@@ -450,6 +450,10 @@ def test_gpu_check_measures_run_on_the_cpu():
     assert fft["raw"] < 1e-6 and fft["projected"] < 1e-6
     d = gpu_check.max_rel_diff("afno_fast", 2, 9, 15, 16, cpu)
     assert d["before"] == d["after"] == 0.0 and d["max_abs_y"] > 0
+    # "before" really runs every spectral mixer without its projection (whichever helper it uses)
+    for name in gpu_check.MIXERS:
+        used = gpu_check.max_rel_diff(name, 1, 8, 8, 16, cpu)["projection_used"]
+        assert used == (name in SPECTRAL_MIXERS), name
 
 
 @pytest.mark.filterwarnings("ignore:.*copying from a non-meta parameter")  # the meta stand-in
