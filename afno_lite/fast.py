@@ -12,7 +12,7 @@ What changes with respect to the reference (and what does not)
 * FFTs run on a contiguous channels-first copy ``[B, C, H, W]``: FFTs along strided
   (channels-last) axes cost more. In the shipped CPU benchmark
   (``notebooks/results/bench_scaling.json``: AMD EPYC, 2 threads, torch 2.13.0+cpu) the
-  channels-last FFT floor took 1.6-2.2x the channels-first one at ``C = 256``, ``N >= 4096``,
+  channels-last FFT floor took 1.7-2.4x the channels-first one at ``C = 256``, ``N >= 4096``,
   forward + backward (1.2-1.7x for the forward pass alone, ``C = 64, 256``, ``B = 1, 8``).
   The two layout changes (in and out) use a blocked 2-D transpose on CPU for float32/float64
   slices of at least 3,600 elements (see :func:`_transpose_2d`), in the forward and in the

@@ -19,7 +19,7 @@ Sub-commands
     and ``DIR/bench_scaling.png`` (log-log time against ``N`` with fitted slopes), prints a
     table and the goals with their ranges over the sessions (:func:`goal_ratios`,
     :func:`format_goals`). The shipped full run (``notebooks/results/bench_scaling.json``,
-    three sessions) took 40 minutes (2,416 s) on 2 threads of an AMD EPYC, torch 2.13.0+cpu.
+    three sessions) took 36 minutes (2,187 s) on 2 threads of an AMD EPYC, torch 2.13.0+cpu.
     ``--quick`` (four grids up to ``64x64``, ``B = 1``, plus ``B = 8`` at
     ``N = 1024, 4096`` for the fast AFNO, the NVIDIA layer and both floors, which the goals
     need; three sessions) takes about 2 minutes on 2 idle cores (112 s measured on the AMD EPYC
@@ -96,7 +96,7 @@ Method
   compare with the **best floor**, the faster of the two layouts in each session, and report
   the ratios to both layouts. In the shipped CPU run the channels-first floor was the faster
   one in every session of every goal configuration (``C = 256``, ``N >= 4096``, fwd+bwd),
-  where the channels-last floor took 1.6-2.2x as long.
+  where the channels-last floor took 1.7-2.4x as long (medians; 1.6-2.7x in single sessions).
 * **Growth**: :func:`slopes` fits the raw log-log exponent and, over the same large-``N`` range,
   ``t = a + b N log2 N`` by least squares in closed form (:func:`fit_nlogn`: ``a_ms`` the fixed
   cost per call, ``b_ns`` the nanoseconds per unit of ``N log2 N``, and the largest relative
