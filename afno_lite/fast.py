@@ -31,8 +31,9 @@ What changes with respect to the reference (and what does not)
   projection of the self-conjugate columns (which every spectral layer here applies, see
   :func:`afno_lite.spectral.hermitian_project`) is one write of their real part
   (:func:`afno_lite.spectral.hermitian_project_after_ifft_`) instead of a copy of the spectrum.
-  Both transforms have hand-written backward passes (:class:`_Rfft2`, :class:`_ProjectedIrfft2`):
-  the adjoint of each is one transform the other way, where PyTorch's backward of ``rfft2``
+  The inverse and, when every mode is kept, the forward ``rfft2`` have hand-written backward
+  passes (:class:`_ProjectedIrfft2`, :class:`_Rfft2`; the pruned forward transform keeps
+  autograd's): the adjoint of each is one transform the other way, where PyTorch's backward of ``rfft2``
   zero-pads the gradient to the full ``H x W`` spectrum, and autograd would record a copy for
   every step of the projection. Both are tested against autograd in float64; chapter 7 and
   ``python -m afno_lite.bench`` measure what they save.
@@ -151,8 +152,10 @@ class _Rfft2(torch.autograd.Function):
     PyTorch's backward of ``rfft2`` zero-pads the gradient to the full ``H x W`` spectrum and
     runs a complex FFT on it. The same adjoint is the inverse real FFT of the gradient with its
     paired columns (:func:`_paired_columns`) halved, because the inverse counts each of them
-    twice; it is projected like every inverse in this package, so it does not depend on the
-    FFT library either. Tested against PyTorch's backward in float64 (``tests/test_fast.py``)."""
+    twice, and with its self-conjugate columns projected: the gradient of a real input is real,
+    so on those columns the adjoint is the real part of the inverse along ``k_H``
+    (:func:`~afno_lite.spectral.hermitian_project_after_ifft_`), which also keeps it independent
+    of the FFT library. Tested against PyTorch's backward in float64 (``tests/test_fast.py``)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
