@@ -31,9 +31,8 @@ What changes with respect to the reference (and what does not)
   projection of the self-conjugate columns (which every spectral layer here applies, see
   :func:`afno_lite.spectral.hermitian_project`) is one write of their real part
   (:func:`afno_lite.spectral.hermitian_project_after_ifft_`) instead of a copy of the spectrum.
-  The inverse and, when every mode is kept, the forward ``rfft2`` have hand-written backward
-  passes (:class:`_ProjectedIrfft2`, :class:`_Rfft2`; the pruned forward transform keeps
-  autograd's): the adjoint of each is one transform the other way, where PyTorch's backward of ``rfft2``
+  Both transforms have hand-written backward passes (:class:`_Rfft2`, :class:`_ProjectedIrfft2`,
+  on the pruned path too): the adjoint of each is one transform the other way, where PyTorch's backward of ``rfft2``
   zero-pads the gradient to the full ``H x W`` spectrum, and autograd would record a copy for
   every step of the projection. Both are tested against autograd in float64; chapter 7 and
   ``python -m afno_lite.bench`` measure what they save.
@@ -146,8 +145,9 @@ def _projected_inverse(Z: torch.Tensor, W: int) -> torch.Tensor:
 
 
 class _Rfft2(torch.autograd.Function):
-    """``rfft2(x, norm="ortho")`` over the last two axes; the backward pass is ONE projected
-    inverse real FFT.
+    """``rfft2(x, norm="ortho")[..., :M]`` over the last two axes (all ``W//2 + 1`` columns when
+    ``M`` is ``None``; for ``M`` fewer, only the kept columns go through the FFT along ``H``);
+    the backward pass is ONE projected inverse real FFT.
 
     PyTorch's backward of ``rfft2`` zero-pads the gradient to the full ``H x W`` spectrum and
     runs a complex FFT on it. The same adjoint is the inverse real FFT of the gradient with its
@@ -158,9 +158,11 @@ class _Rfft2(torch.autograd.Function):
     of the FFT library. Tested against PyTorch's backward in float64 (``tests/test_fast.py``)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.W = x.shape[-1]
-        return torch.fft.rfft2(x, norm="ortho")
+    def forward(ctx, x: torch.Tensor, M: int | None = None) -> torch.Tensor:
+        ctx.W = W = x.shape[-1]
+        if M is None or M == W // 2 + 1:
+            return torch.fft.rfft2(x, norm="ortho")
+        return torch.fft.fft(torch.fft.rfft(x, dim=-1, norm="ortho")[..., :M], dim=-2, norm="ortho")
 
     @staticmethod
     def backward(ctx, G: torch.Tensor):
@@ -168,7 +170,7 @@ class _Rfft2(torch.autograd.Function):
         Z = torch.fft.ifft(G, dim=-2, norm="ortho")          # a new tensor: scaled in place
         Z[..., _paired_columns(W, Z.shape[-1])] *= 0.5
         Z = hermitian_project_after_ifft_(Z, W)
-        return torch.fft.irfft(Z, n=W, dim=-1, norm="ortho")
+        return torch.fft.irfft(Z, n=W, dim=-1, norm="ortho"), None    # irfft zero-pads to W//2+1
 
 
 class _ProjectedIrfft2(torch.autograd.Function):
@@ -309,14 +311,9 @@ class FastAFNO(AFNO):
         dtype = x.dtype
         fft_dtype = torch.float32 if dtype in _LOW_PRECISION else dtype
         xc = to_channels_first(x, fft_dtype)                         # [B, C, H, W]
-        Wr = W // 2 + 1
         m_h, m_w = kept_mode_cutoffs(H, W, self.keep_fraction)
         M = m_w + 1                                                  # kept columns 0..m_w
-        if M == Wr:
-            X = _Rfft2.apply(xc)                                     # [B, C, H, Wr]
-        else:  # pruned: FFT along H only for the kept columns
-            X = torch.fft.rfft(xc, dim=-1, norm="ortho")[..., :M]
-            X = torch.fft.fft(X, dim=-2, norm="ortho")
+        X = _Rfft2.apply(xc, M)              # [B, C, H, M]; pruned: FFT along H of kept columns
         _, rows = kept_rows(H, m_h)  # k_H = 0..m_h, -m_h..-1
         if len(rows) < H:
             o = self._mlp(X[..., rows, :])

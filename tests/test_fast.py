@@ -111,7 +111,7 @@ def test_gradcheck_float64(keep_fraction):
 @pytest.mark.parametrize("H,W", [(8, 8), (9, 15), (10, 20), (7, 9), (1, 1), (2, 2), (5, 4), (6, 1), (1, 6)])
 def test_transforms_with_written_backward_passes_equal_autograd(H, W):
     """FastAFNO's two transforms whose backward passes are written by hand, ``_Rfft2`` and
-    ``_ProjectedIrfft2`` (for every number of held columns, as the pruned path uses it), give
+    ``_ProjectedIrfft2`` (for every number of kept columns, as the pruned path uses them), give
     the outputs and gradients autograd gives for ``rfft2`` and for
     ``irfft2(hermitian_project(.))`` of the zero-padded half-spectrum, in float64; gradcheck too."""
     from afno_lite.fast import _ProjectedIrfft2, _Rfft2
@@ -119,15 +119,16 @@ def test_transforms_with_written_backward_passes_equal_autograd(H, W):
 
     g = torch.Generator().manual_seed(H * 100 + W)
     x = torch.randn(2, 3, H, W, dtype=torch.float64, generator=g, requires_grad=True)
-    w = torch.randn(2, 3, H, W // 2 + 1, dtype=torch.complex128, generator=g)
-    outs = []
-    for rfft2 in (lambda t: torch.fft.rfft2(t, norm="ortho"), _Rfft2.apply):
-        X = rfft2(x)
-        loss = (X * w).real.sum() + (X.abs() ** 2).sum()      # a non-linear use of X
-        outs.append((X, *torch.autograd.grad(loss, x)))
-    for a, b in zip(*outs, strict=True):
-        torch.testing.assert_close(b, a, rtol=0, atol=1e-12)
-    assert torch.autograd.gradcheck(_Rfft2.apply, (x,))
+    for M in (None, *range(1, W // 2 + 2)):                   # None: every column
+        w = torch.randn(2, 3, H, M or W // 2 + 1, dtype=torch.complex128, generator=g)
+        outs = []
+        for rfft2 in (lambda t: torch.fft.rfft2(t, norm="ortho")[..., :M], lambda t: _Rfft2.apply(t, M)):
+            X = rfft2(x)
+            loss = (X * w).real.sum() + (X.abs() ** 2).sum()      # a non-linear use of X
+            outs.append((X, *torch.autograd.grad(loss, x)))
+        for a, b in zip(*outs, strict=True):
+            torch.testing.assert_close(b, a, rtol=0, atol=1e-12)
+        assert torch.autograd.gradcheck(lambda t: _Rfft2.apply(t, M), (x,))
     t = torch.randn(2, 3, H, W, dtype=torch.float64, generator=g)
     for M in range(1, W // 2 + 2):
         Y = torch.randn(2, 3, H, M, dtype=torch.complex128, generator=g, requires_grad=True)
