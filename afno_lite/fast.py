@@ -144,6 +144,14 @@ def _projected_inverse(Z: torch.Tensor, W: int) -> torch.Tensor:
     return torch.fft.irfft(hermitian_project_after_ifft_(Z, W), n=W, dim=-1, norm="ortho")
 
 
+def _rfft2_kept(x: torch.Tensor, M: int) -> torch.Tensor:
+    """``rfft2(x, norm="ortho")[..., :M]``: for ``M < W//2 + 1`` only the kept columns go through
+    the FFT along ``H``."""
+    if M == x.shape[-1] // 2 + 1:
+        return torch.fft.rfft2(x, norm="ortho")
+    return torch.fft.fft(torch.fft.rfft(x, dim=-1, norm="ortho")[..., :M], dim=-2, norm="ortho")
+
+
 class _Rfft2(torch.autograd.Function):
     """``rfft2(x, norm="ortho")[..., :M]`` over the last two axes (all ``W//2 + 1`` columns when
     ``M`` is ``None``; for ``M`` fewer, only the kept columns go through the FFT along ``H``);
@@ -159,10 +167,8 @@ class _Rfft2(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, M: int | None = None) -> torch.Tensor:
-        ctx.W = W = x.shape[-1]
-        if M is None or M == W // 2 + 1:
-            return torch.fft.rfft2(x, norm="ortho")
-        return torch.fft.fft(torch.fft.rfft(x, dim=-1, norm="ortho")[..., :M], dim=-2, norm="ortho")
+        ctx.W = x.shape[-1]
+        return _rfft2_kept(x, x.shape[-1] // 2 + 1 if M is None else M)
 
     @staticmethod
     def backward(ctx, G: torch.Tensor):
@@ -190,10 +196,7 @@ class _ProjectedIrfft2(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: torch.Tensor):
         M, W = ctx.M, g.shape[-1]
-        if M == W // 2 + 1:
-            G = torch.fft.rfft2(g, norm="ortho")
-        else:  # only the kept columns go through the FFT along H
-            G = torch.fft.fft(torch.fft.rfft(g, dim=-1, norm="ortho")[..., :M], dim=-2, norm="ortho")
+        G = _rfft2_kept(g, M)
         G[..., _paired_columns(W, M)] *= 2.0
         return G, None
 

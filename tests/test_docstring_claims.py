@@ -123,14 +123,20 @@ def test_compiled_raises_the_recompile_limit_to_64_and_never_lowers_it():
         setattr(dcfg, name, old)
 
 
+def _shipped_cpu_bench() -> dict:
+    """The shipped CPU benchmark, ``notebooks/results/bench_scaling.json``."""
+    from pathlib import Path
+
+    from afno_lite.bench import load_results
+
+    return load_results(Path(afno_lite.__file__).resolve().parents[1] / "notebooks" / "results"
+                        / "bench_scaling.json")
+
+
 def _shipped_floor_ratios(mode: str, channels: tuple, per_session: bool = False) -> list[float]:
     """channels-last / channels-first FFT floor in the shipped CPU benchmark, ``N >= 4096``,
     ``B = 1, 8``: one ratio of medians per configuration, or one per session."""
-    import json
-    from pathlib import Path
-
-    doc = json.loads((Path(afno_lite.__file__).resolve().parents[1] / "notebooks" / "results"
-                      / "bench_scaling.json").read_text())
+    doc = _shipped_cpu_bench()
     rows = {(r["series"], r["N"], r["B"], r["C"]): r for r in doc["results"] if r["mode"] == mode}
     out = []
     for (series, N, B, C), cl in rows.items():
@@ -145,11 +151,7 @@ def _shipped_floor_ratios(mode: str, channels: tuple, per_session: bool = False)
 def test_shipped_cpu_run_took_as_long_as_the_bench_docstring_says():
     """bench package docstring: the shipped full run (three sessions) took 36 minutes (2,187 s)
     on 2 threads, torch 2.13.0+cpu."""
-    import json
-    from pathlib import Path
-
-    doc = json.loads((Path(afno_lite.__file__).resolve().parents[1] / "notebooks" / "results"
-                      / "bench_scaling.json").read_text())
+    doc = _shipped_cpu_bench()
     assert round(doc["elapsed_s"]) == 2187 and round(doc["elapsed_s"] / 60) == 36
     assert doc["settings"]["sessions"] == 3 and doc["threads"] == 2 and doc["torch"] == "2.13.0+cpu"
 
