@@ -202,6 +202,10 @@ def site_report(browser, site_url):
         res["images"] = page.evaluate(IMAGE_PIXELS)
         res["dead_widgets"] = page.evaluate(DEAD_WIDGETS)
         res["code_overflow"] = page.evaluate(CODE_FIT)
+        # The checks above lay the page out, which is when the browser starts fetching the
+        # fonts it shows (MathJax's large-delimiter fonts among them); let them finish before
+        # leaving, or the next page.goto aborts them and they read as failed requests.
+        page.evaluate("() => document.fonts.ready.then(() => document.fonts.status)")
         pages[f] = res
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.goto(f"{site_url}/intro.html")
