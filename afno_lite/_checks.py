@@ -24,6 +24,11 @@ from numbers import Integral, Real
 
 import torch
 
+try:
+    from numpy import bool_ as np_bool
+except ImportError:  # pragma: no cover - NumPy is a dependency (pyproject.toml); no NumPy, no NumPy booleans
+    np_bool = bool
+
 
 class MixerInputError(ValueError):
     """Raised when a tensor handed to a token mixer has the wrong shape or values."""
@@ -65,10 +70,34 @@ def check_tokens(x, dim: int, name: str = "x", check_finite: bool = True, channe
         )
 
 
+#: The dtypes ``torch.autocast`` casts to its own dtype before a matmul or convolution (never float64).
+_AUTOCAST_CASTS = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The autocast dtype when ``torch.autocast`` is enabled for ``device_type``, else ``None``
+    (also for a device type autocast does not know, such as ``meta``)."""
+    try:
+        enabled = torch.is_autocast_enabled(device_type)
+    except RuntimeError:        # "unknown device type for autocast": no autocast there
+        return None
+    if not enabled:
+        return None
+    return torch.get_autocast_dtype(device_type)
+
+
+def autocast_reconciles(x: torch.Tensor, dtype: torch.dtype) -> bool:
+    """Whether ``torch.autocast``, enabled for ``x``'s device, casts both ``x`` and parameters of
+    ``dtype`` to its own dtype before they meet (float16/bfloat16/float32, never float64)."""
+    return (x.dtype in _AUTOCAST_CASTS and dtype in _AUTOCAST_CASTS
+            and autocast_dtype(x.device.type) is not None)
+
+
 def check_same_dtype(x: torch.Tensor, dtype: torch.dtype, name: str = "x", owner: str = "the mixer") -> None:
     """Check that ``x`` has the floating dtype of ``owner``'s parameters (layers that
-    multiply by their weights directly, such as attention's projections, need it)."""
-    if x.dtype != dtype:
+    multiply by their weights directly, such as attention's projections, need it), unless
+    ``torch.autocast`` casts both (:func:`autocast_reconciles`)."""
+    if x.dtype != dtype and not autocast_reconciles(x, dtype):
         raise MixerInputError(
             f"{name} has dtype {x.dtype} but the parameters of {owner} are {dtype}; expected {name} in {dtype} "
             f"(call {name}.to({dtype}) or convert the module with .to({x.dtype}))"
@@ -92,6 +121,14 @@ def _is_int(value) -> bool:
 
 def _is_real(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def check_bool(value, name: str) -> bool:
+    """A switch: ``True`` or ``False`` (a NumPy boolean too), never a string or a number, which
+    ``bool()`` would turn into ``True`` whatever they say (``bool("False")``)."""
+    if not isinstance(value, (bool, np_bool)):
+        raise MixerConfigError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_positive_int(value, name: str, what: str = "a positive integer") -> int:

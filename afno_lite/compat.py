@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_fraction, check_nonnegative, check_positive_int
+from ._checks import MixerConfigError, check_fraction, check_nonnegative, check_positive_int
 
 __all__ = [
     "NvidiaWeightsError",
@@ -308,6 +308,10 @@ def nvidia_afno2d_forward(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w
     f = check_positive_int(hidden_size_factor, "hidden_size_factor")
     lam = check_nonnegative(sparsity_threshold, "sparsity_threshold")
     frac = check_fraction(hard_thresholding_fraction, "hard_thresholding_fraction")
+    if compute_dtype is not None and not (isinstance(compute_dtype, torch.dtype) and compute_dtype.is_floating_point):
+        raise MixerConfigError(
+            f"compute_dtype must be a real floating-point torch.dtype or None, got {compute_dtype!r}"
+        )
     B, H, W, C = x.shape
     if C % k:
         raise NvidiaWeightsError(f"x has C={C} channels, which must be divisible by num_blocks={k}")

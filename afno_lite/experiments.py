@@ -75,8 +75,7 @@ FAST_OVERRIDES = {"inpainting": dict(epochs=2, img_size=32, n_train=320, n_val=6
                   "segmentation": dict(epochs=2, img_size=32, n_train=64, n_test=32, depth=2)}
 
 #: Mixer keyword arguments used everywhere (attention: 4 heads of 8 channels).
-#: AFNO: the reference code's defaults (NVIDIA's AFNO2D layer: num_blocks=8,
-#: sparsity_threshold=0.01), with the ortho FFT.
+#: AFNO: NVIDIA's AFNO2D defaults, num_blocks=8 and sparsity_threshold=0.01 (ortho FFT).
 AFNO_KW = {"sparsity_threshold": 0.01, "num_blocks": 8}
 MIXER_KW = {"attention": {"num_heads": 4}, "gfn": {}, "fno": {}, "afno": AFNO_KW}
 PDE_MIXER_KW = {"attention": {"num_heads": 4}, "gfn": {}, "fno": {"modes": (8, 8)}, "afno": AFNO_KW}

@@ -62,6 +62,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ._checks import MixerConfigError, MixerInputError, autocast_dtype, check_tensor
 from .mixers import _LOW_PRECISION, AFNO
 from .spectral import hermitian_project_after_ifft_, kept_mode_cutoffs, kept_rows
 
@@ -201,13 +202,23 @@ class _ProjectedIrfft2(torch.autograd.Function):
         return G, None
 
 
+def _check_layout_args(t, dtype, name: str, layout: str) -> None:
+    check_tensor(t, name)
+    if t.dim() != 4:
+        raise MixerInputError(f"{name} must have rank 4 {layout}, got shape {tuple(t.shape)}")
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise MixerConfigError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")
+
+
 def to_channels_first(x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """``[B, H, W, C]`` -> contiguous ``[B, C, H, W]`` (cast to ``dtype``), differentiable."""
+    _check_layout_args(x, dtype, "x", "[B, H, W, C]")
     return _ToChannelsFirst.apply(x, dtype or x.dtype)
 
 
 def to_channels_last(y: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """``[B, C, H, W]`` -> contiguous ``[B, H, W, C]`` (cast to ``dtype``), differentiable."""
+    _check_layout_args(y, dtype, "y", "[B, C, H, W]")
     return _ToChannelsLast.apply(y, dtype or y.dtype)
 
 
@@ -227,18 +238,6 @@ def _complex_bias(b: torch.Tensor, real_dtype: torch.dtype) -> torch.Tensor:
 def _per_batch(t: torch.Tensor, B: int) -> torch.Tensor:
     """``[k, ...]`` -> ``[B*k, ...]`` (the same block weights for every sample)."""
     return t if B == 1 else t.expand(B, *t.shape).reshape(B * t.shape[0], *t.shape[1:])
-
-
-def autocast_dtype(device_type: str) -> torch.dtype | None:
-    """The autocast dtype when ``torch.autocast`` is enabled for ``device_type``, else ``None``
-    (also for a device type autocast does not know, such as ``meta``)."""
-    try:
-        enabled = torch.is_autocast_enabled(device_type)
-    except RuntimeError:        # "unknown device type for autocast": no autocast there
-        return None
-    if not enabled:
-        return None
-    return torch.get_autocast_dtype(device_type)
 
 
 def _real_pair_weight(w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -350,6 +349,9 @@ def compiled(module: torch.nn.Module, mode: str | None = None, backend: str | No
     >>> fast_layer = compiled(layer)          # compiles on its first call
     """
     import torch._dynamo.config as dcfg
+
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
 
     for name in ("recompile_limit", "cache_size_limit"):
         if getattr(dcfg, name, 64) < 64:

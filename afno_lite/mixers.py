@@ -33,6 +33,7 @@ from torch import nn
 from ._checks import (
     MixerConfigError,
     MixerInputError,
+    check_bool,
     check_divides,
     check_fraction,
     check_grid,
@@ -58,7 +59,7 @@ class TokenMixer(nn.Module):
     def __init__(self, dim: int, check_finite: bool = True):
         super().__init__()
         self.dim = check_positive_int(dim, "dim")
-        self.check_finite = bool(check_finite)
+        self.check_finite = check_bool(check_finite, "check_finite")
 
     def _check(self, x: torch.Tensor) -> None:
         check_tokens(x, self.dim, "x", self.check_finite)
@@ -87,6 +88,7 @@ class SelfAttention(TokenMixer):
         super().__init__(dim, check_finite)
         self.num_heads = check_divides(num_heads, dim, "num_heads")
         self.head_dim = dim // num_heads
+        qkv_bias = check_bool(qkv_bias, "qkv_bias")
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.k = nn.Linear(dim, dim, bias=qkv_bias)
         self.v = nn.Linear(dim, dim, bias=qkv_bias)
@@ -94,7 +96,7 @@ class SelfAttention(TokenMixer):
 
     def _check(self, x: torch.Tensor) -> None:
         super()._check(x)
-        # the projections multiply x by their weights directly: dtypes must agree
+        # the projections multiply x by their weights directly: dtypes must agree (unless autocast casts both)
         check_same_dtype(x, self.q.weight.dtype, "x", type(self).__name__)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:  # [B, N, C] -> [B, h, N, d]
@@ -293,7 +295,8 @@ class AFNO(TokenMixer):
         ``|k_H| <= ⌊ρ·⌊H/2⌋⌋`` and ``k_W <= ⌊ρ·⌊W/2⌋⌋`` (see
         :func:`afno_lite.spectral.kept_mode_mask`); 1.0 keeps all.
     bias: learn the MLP biases ``b1``, ``b2``; with ``bias=False`` they stay in the module
-        (NVIDIA's layout) as zeros that never train, and the forward pass is the same code.
+        (NVIDIA's layout) as zeros that never train (``load_state_dict`` refuses non-zero ones),
+        and the forward pass is the same code.
     activation: ``"relu"`` (applied to real and imaginary parts separately) or ``None``.
     residual: add the input back (``x + bias`` in the pseudo-code).
 
@@ -314,8 +317,8 @@ class AFNO(TokenMixer):
         if activation not in ("relu", None):
             raise MixerConfigError(f"activation must be 'relu' or None, got {activation!r}")
         self.activation = activation
-        self.use_bias = bool(bias)
-        self.residual = bool(residual)
+        self.use_bias = check_bool(bias, "bias")
+        self.residual = check_bool(residual, "residual")
         k, b, h = self.num_blocks, dim // num_blocks, (dim // num_blocks) * self.hidden_factor
         self.block_size = b
         scale = 0.02
@@ -329,6 +332,19 @@ class AFNO(TokenMixer):
                 self.b2.zero_()
             self.b1.requires_grad_(False)
             self.b2.requires_grad_(False)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # bias=False promises zero biases: refuse non-zero ones (from a layer built with bias=True)
+        # rather than freeze them into another function, as afno_lite.compat does for NVIDIA weights
+        if not self.use_bias:
+            nonzero = [k for k in ("b1", "b2") if isinstance(t := state_dict.get(prefix + k), torch.Tensor)
+                       and t.numel() and t.device.type != "meta" and bool(t.detach().abs().max() > 0)]
+            if nonzero:
+                raise MixerConfigError(
+                    f"{type(self).__name__} was built with bias=False but the state dict's {nonzero} are non-zero; "
+                    "build it with bias=True to load these weights"
+                )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, num_blocks={self.num_blocks}, hidden_factor={self.hidden_factor}, "
@@ -359,6 +375,7 @@ class AFNO(TokenMixer):
         This is the first half of :meth:`forward` (which calls it): ``rfft2``, the
         kept rows and columns, the block MLP, ``softshrink``. The sparsity diagnostics
         and the explorers read ``after`` (``before`` shows what shrinkage removed)."""
+        self._check(x)
         x = _to_fft_dtype(x)
         B, H, W, C = x.shape
         X = _rfft2(x).reshape(B, H, W // 2 + 1, self.num_blocks, self.block_size)
@@ -371,8 +388,7 @@ class AFNO(TokenMixer):
         return AFNOSpectrum(torch.complex(o2r, o2i), after, rows, m_w + 1, (H, W))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check(x)
-        s = self.spectrum(x)
+        s = self.spectrum(x)                 # checks x
         (H, W), B, C = s.grid, x.shape[0], self.dim
         Y = s.after.new_zeros(B, H, W // 2 + 1, self.num_blocks, self.block_size)
         Y[:, s.rows, : s.cols] = s.after

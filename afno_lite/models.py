@@ -40,6 +40,8 @@ from torch import nn
 from ._checks import (
     MixerConfigError,
     MixerInputError,
+    autocast_reconciles,
+    check_bool,
     check_choice,
     check_positive_int,
     check_same_device,
@@ -172,7 +174,7 @@ class TokenMixerNet(nn.Module):
         self.head_type = head
         self.num_classes = check_positive_int(num_classes, "num_classes")
         self.mixer_name = mixer
-        self.check_finite = bool(check_finite)
+        self.check_finite = check_bool(check_finite, "check_finite")
         self.mixer_kw = self._mixer_kwargs(mixer, dict(mixer_kw or {}))
 
         D = self.embed_dim
@@ -218,10 +220,10 @@ class TokenMixerNet(nn.Module):
 
     # ------------------------------------------------------------------ position embedding
     def resize_pos_embed(self, grid) -> torch.Tensor:
-        """The position embedding ``[1, h', w', D]`` for a token grid ``(h', w')``:
+        """The position embedding ``[1, h', w', D]`` for a token grid ``(h', w')`` (one int: a square):
         the learned ``[1, h, w, D]`` itself when the grid matches, otherwise bilinearly
         interpolated (``align_corners=False``, differentiable); ``None`` without one."""
-        gh, gw = _pair(tuple(grid), "grid")
+        gh, gw = _pair(grid, "grid")
         if self.pos_embed is None:
             return None
         if (gh, gw) == self.grid:
@@ -245,7 +247,8 @@ class TokenMixerNet(nn.Module):
     def _check_input(self, x) -> None:
         """Images ``[B, C_in, H, W]``: checked as channels-first "tokens" by
         :func:`afno_lite._checks.check_tokens` (same messages and exception types as the
-        mixers), then the patch divisibility and the dtype of the parameters."""
+        mixers), then the patch divisibility and the dtype of the parameters (which
+        ``torch.autocast`` may reconcile: it casts both before the patch embedding)."""
         check_tokens(x, self.in_chans, "x", self.check_finite, channels_first=True, owner="the model",
                      size_name="in_chans")
         H, W = x.shape[-2:]
@@ -257,7 +260,7 @@ class TokenMixerNet(nn.Module):
             )
         check_same_device(x, self, "x", "the model")
         dtype = self.patch_embed.weight.dtype
-        if x.dtype != dtype:
+        if x.dtype != dtype and not autocast_reconciles(x, dtype):     # autocast casts both itself
             raise TypeError(f"x has dtype {x.dtype} but the model's parameters are {dtype}; "
                             f"convert one of them (x.to({dtype}) or model.to({x.dtype}))")
 

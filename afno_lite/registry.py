@@ -90,8 +90,14 @@ def register(record: MixerSpec, replace: bool = False) -> MixerSpec:
     """Add a mixer to the registry (``replace=True`` to overwrite a record of the same name)."""
     if not isinstance(record, MixerSpec):
         raise MixerConfigError(f"register expects a MixerSpec, got {type(record).__name__}")
+    if not isinstance(record.name, str) or not record.name:
+        # a non-string name would break every later error message that sorts the names
+        raise MixerConfigError(f"MixerSpec.name must be a non-empty string, got {record.name!r}")
     if not (isinstance(record.cls, type) and issubclass(record.cls, nn.Module)):
         raise MixerConfigError(f"MixerSpec.cls must be an nn.Module class, got {record.cls!r}")
+    for field in ("params", "flops", "grid_kw"):
+        if not callable(getattr(record, field)):
+            raise MixerConfigError(f"MixerSpec.{field} must be callable, got {getattr(record, field)!r}")
     if record.name in SPECS and not replace:
         raise MixerConfigError(f"a mixer named {record.name!r} is already registered (pass replace=True)")
     SPECS[record.name] = record

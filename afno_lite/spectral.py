@@ -16,6 +16,7 @@ Conventions
 from __future__ import annotations
 
 import math
+from numbers import Integral, Real
 
 import torch
 
@@ -24,6 +25,7 @@ from ._checks import (
     check_fraction,
     check_modes,
     check_nonnegative,
+    check_nonnegative_int,
     check_positive_int,
     check_tensor,
 )
@@ -84,8 +86,7 @@ def kept_rows(H: int, m_h: int) -> tuple[list[int], list[int]]:
     negative one, first in ``-m_h..m_h``, is kept. Used by every spectral mixer that acts on
     the lowest rows only (AFNO's hard thresholding, FastAFNO, FNO)."""
     H = check_positive_int(H, "H")
-    if isinstance(m_h, bool) or not isinstance(m_h, int) or m_h < 0:
-        raise MixerConfigError(f"m_h must be an integer >= 0, got {m_h!r}")
+    m_h = check_nonnegative_int(m_h, "m_h")
     first: dict[int, int] = {}
     for slot, k in enumerate(range(-m_h, m_h + 1)):
         first.setdefault(k % H, slot)
@@ -172,10 +173,8 @@ def _spectral_axes(X: torch.Tensor, dims, name: str = "X") -> tuple[int, int]:
         raise TypeError(f"{name} must be a complex torch.Tensor (an rfft half-spectrum), got {got}")
     if not (isinstance(dims, (tuple, list)) and len(dims) == 2):
         raise MixerConfigError(f"dims must be a pair (axis of k_H, axis of k_W), got {dims!r}")
-    try:
-        h, w = (d % X.dim() if -X.dim() <= d < X.dim() else None for d in dims)
-    except TypeError:
-        h = w = None
+    h, w = (d % X.dim() if isinstance(d, Integral) and not isinstance(d, bool) and -X.dim() <= d < X.dim()
+            else None for d in dims)
     if h is None or w is None or h == w:
         raise MixerConfigError(f"dims={tuple(dims)} must name two different axes of a rank-{X.dim()} tensor")
     return h, w
@@ -250,6 +249,8 @@ def hermitian_defect(X: torch.Tensor, W: int, dims=(1, 2)) -> float:
 def rfft_multiplicity(H: int, W: int) -> torch.Tensor:
     """How many modes of the full ``H x W`` spectrum each rfft half-plane entry stands
     for: 1 for column 0 (and the Nyquist column when ``W`` is even), 2 otherwise."""
+    H = check_positive_int(H, "H")
+    W = check_positive_int(W, "W")
     m = torch.full((H, W // 2 + 1), 2.0)
     m[:, 0] = 1.0
     if W % 2 == 0:
@@ -268,6 +269,8 @@ def spectrum_energy(x: torch.Tensor, channels_last: bool = True) -> torch.Tensor
         raise TypeError(f"x must be a real floating-point torch.Tensor, got {got}")
     if x.dim() < 2:
         raise MixerConfigError(f"x must have at least 2 dimensions [H, W], got shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise MixerConfigError(f"x must not be empty, got shape {tuple(x.shape)}")
     if x.dim() == 2:
         X = torch.fft.rfft2(x, norm="ortho")
         e = X.abs() ** 2
@@ -291,6 +294,9 @@ def energy_fraction(x: torch.Tensor, mask: torch.Tensor, channels_last: bool = T
     """Fraction of the energy of ``x`` carried by the rfft modes selected by ``mask``."""
     e = spectrum_energy(x, channels_last)
     check_tensor(mask, "mask")
+    if mask.dtype != torch.bool:      # an integer 0/1 mask would index rows 0 and 1, not select modes
+        raise TypeError(f"mask must be a boolean tensor (torch.bool), got dtype {mask.dtype}; "
+                        "pass mask.bool() for a 0/1 mask")
     if mask.shape != e.shape:
         raise MixerConfigError(f"mask must have shape {tuple(e.shape)}, got {tuple(mask.shape)}")
     total = e.sum()
@@ -314,10 +320,16 @@ def _check_lambd(lambd) -> float:
     return check_nonnegative(lambd, "lambd")
 
 
+def _check_coefficients(z) -> None:
+    check_tensor(z, "z")
+    if not (z.is_floating_point() or z.is_complex()):
+        raise TypeError(f"z must be a floating-point or complex tensor, got dtype {z.dtype}")
+
+
 def soft_threshold(z: torch.Tensor, lambd: float) -> torch.Tensor:
     """AFNO's soft-thresholding: ``softshrink`` on the real and imaginary parts
     **separately** (``S_λ(a) = sign(a) max(|a| - λ, 0)``). Works on real or complex ``z``."""
-    check_tensor(z, "z")
+    _check_coefficients(z)
     lambd = _check_lambd(lambd)
     if z.is_complex():
         return torch.complex(torch.nn.functional.softshrink(z.real, lambd),
@@ -328,7 +340,7 @@ def soft_threshold(z: torch.Tensor, lambd: float) -> torch.Tensor:
 def soft_threshold_magnitude(z: torch.Tensor, lambd: float) -> torch.Tensor:
     """The complex LASSO proximal operator: shrink the **magnitude**, keep the phase,
     ``z * max(1 - λ/|z|, 0)``. (Not what AFNO does; shown for comparison.)"""
-    check_tensor(z, "z")
+    _check_coefficients(z)
     lambd = _check_lambd(lambd)
     mag = z.abs()
     scale = torch.clamp(1 - lambd / mag.clamp_min(torch.finfo(mag.dtype).tiny), min=0)
@@ -346,8 +358,9 @@ def hard_threshold_to_fraction(z: torch.Tensor, keep: float) -> torch.Tensor:
     """Keep the ``round(keep * z.numel())`` entries of largest ``|z|``, zero the rest (which
     of several entries with equal ``|z|`` are kept is up to ``torch.topk``, not their order)."""
     check_tensor(z, "z")
-    if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not (0.0 <= keep <= 1.0):
+    if isinstance(keep, bool) or not isinstance(keep, Real) or not (0.0 <= keep <= 1.0):
         raise MixerConfigError(f"keep must be a fraction in [0, 1], got {keep!r}")
+    keep = float(keep)
     flat = z.reshape(-1)
     n = round(keep * flat.numel())
     out = torch.zeros_like(flat)

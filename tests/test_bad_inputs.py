@@ -14,15 +14,20 @@ import torch
 
 import afno_lite
 from afno_lite import AFNO, GlobalFilter, KernelAttention, MixerConfigError, MixerInputError, SelfAttention, mixer
+from afno_lite.fast import compiled, to_channels_first, to_channels_last
 from afno_lite.spectral import (
     energy_fraction,
     fno_mode_mask,
     frequency_grid,
     hard_threshold,
     hard_threshold_to_fraction,
+    hermitian_project,
     kept_mode_mask,
+    kept_rows,
     nvidia_kept_mode_mask,
+    rfft_multiplicity,
     soft_threshold,
+    soft_threshold_magnitude,
     spectrum_energy,
 )
 
@@ -151,6 +156,44 @@ CASES = [
      MixerConfigError, r"x must be \[H, W\], \[H, W, C\] or \[B, H, W, C\], got shape \(1, 1, 4, 4, 2\)"),
     ("energy mask of the wrong shape", lambda: energy_fraction(torch.ones(8, 8), torch.ones(8, 8, dtype=torch.bool)),
      MixerConfigError, r"mask must have shape \(8, 5\), got \(8, 8\)"),
+    # an integer 0/1 mask indexed rows 0 and 1 and returned a "fraction" above 1
+    ("energy mask of integers", lambda: energy_fraction(torch.ones(8, 8), torch.ones(8, 5, dtype=torch.int64)),
+     TypeError, r"mask must be a boolean tensor \(torch.bool\), got dtype torch.int64"),
+    ("energy of an empty tensor", lambda: spectrum_energy(torch.ones(0, 4)), MixerConfigError,
+     r"x must not be empty, got shape \(0, 4\)"),
+    ("soft threshold of integers", lambda: soft_threshold(torch.arange(4), 1.0), TypeError,
+     r"z must be a floating-point or complex tensor, got dtype torch.int64"),
+    ("magnitude shrinkage of integers", lambda: soft_threshold_magnitude(torch.arange(4), 1.0), TypeError,
+     r"z must be a floating-point or complex tensor, got dtype torch.int64"),
+    ("multiplicity H 0", lambda: rfft_multiplicity(0, 4), MixerConfigError, r"H must be a positive integer, got 0"),
+    ("multiplicity W float", lambda: rfft_multiplicity(4, 2.5), MixerConfigError,
+     r"W must be a positive integer, got 2.5"),
+    ("Hermitian projection with a float axis", lambda: hermitian_project(torch.ones(3, 3, dtype=torch.complex64), 4,
+                                                                          dims=(0, 1.0)),
+     MixerConfigError, r"dims=\(0, 1.0\) must name two different axes of a rank-2 tensor"),
+    ("kept rows with a float m_h", lambda: kept_rows(8, 2.0), MixerConfigError,
+     r"m_h must be an integer >= 0, got 2.0"),
+    # --- the fast path's public helpers
+    ("channels-first of a rank-3 tensor", lambda: to_channels_first(_x(2, 3, 4)), MixerInputError,
+     r"x must have rank 4 \[B, H, W, C\], got shape \(2, 3, 4\)"),
+    ("channels-last of a list", lambda: to_channels_last([1.0]), TypeError, r"y must be a torch.Tensor, got list"),
+    ("channels-first to a string dtype", lambda: to_channels_first(_x(1, 2, 2, 2), "float"), MixerConfigError,
+     r"dtype must be a floating-point torch.dtype or None, got 'float'"),
+    ("compiled of a non-module", lambda: compiled(3), TypeError, r"module must be a torch.nn.Module, got int"),
+    # --- a spectrum asked for directly, not through forward
+    ("AFNO spectrum of a rank-3 tensor", lambda: AFNO(8, num_blocks=2).spectrum(_x(4, 4, 8)), MixerInputError,
+     r"x must have rank 4 \[B, H, W, C\].*got rank 3"),
+    ("AFNO spectrum with too few channels", lambda: AFNO(8, num_blocks=2).spectrum(_x(1, 4, 4, 6)), MixerInputError,
+     r"x has 6 channels .*dim=8"),
+    # --- switches: a string is not a boolean (bool("no") is True)
+    ("bias as a string", lambda: AFNO(8, num_blocks=2, bias="no"), MixerConfigError,
+     r"bias must be True or False, got 'no'"),
+    ("residual as a string", lambda: mixer("afno_fast", 8, num_blocks=2, residual="False"), MixerConfigError,
+     r"residual must be True or False, got 'False'"),
+    ("check_finite as a string", lambda: mixer("fno", 8, check_finite="no"), MixerConfigError,
+     r"check_finite must be True or False, got 'no'"),
+    ("qkv_bias as None", lambda: SelfAttention(8, num_heads=2, qkv_bias=None), MixerConfigError,
+     r"qkv_bias must be True or False, got None"),
 ]
 
 
@@ -214,6 +257,16 @@ def test_numpy_integers_are_accepted_as_sizes():
     m = AFNO(np.int64(8), num_blocks=np.int32(2), hidden_factor=np.int64(2))
     assert (m.dim, m.num_blocks, m.hidden_factor) == (8, 2, 2)
     assert m(torch.randn(1, 4, 4, 8)).shape == (1, 4, 4, 8)
+
+
+def test_numpy_scalars_are_accepted_by_the_spectral_helpers():
+    """``kept_rows`` said "m_h must be an integer >= 0, got np.int64(2)" and
+    ``hard_threshold_to_fraction`` rejected ``np.float32(0.5)``, where every other size and
+    fraction accepts NumPy scalars (and the switches NumPy booleans)."""
+    assert kept_rows(np.int64(8), np.int64(2)) == kept_rows(8, 2)
+    z = torch.arange(1.0, 5.0)
+    assert torch.equal(hard_threshold_to_fraction(z, np.float32(0.5)), hard_threshold_to_fraction(z, 0.5))
+    assert AFNO(8, num_blocks=2, bias=np.bool_(False), residual=np.False_).residual is False
 
 
 # --------------------------------------------------------------------------- trainer, data, solver

@@ -329,6 +329,12 @@ def test_reference_forward_argument_errors():
         compat.nvidia_afno2d_forward(x, *args, num_blocks=4, hard_thresholding_fraction=0)
     with pytest.raises(NvidiaWeightsError, match="always applies ReLU"):
         compat.nvidia_layer_forward(afno_lite.AFNO(16, num_blocks=4, activation=None), x)
+    # a compute dtype that is not a floating torch.dtype died deep in torch ("Expected one of cpu, cuda, ...
+    # device type at start of device string: float", "expected scalar type Float but found Int")
+    for bad in ("float", torch.int32, torch.complex64):
+        with pytest.raises(afno_lite.MixerConfigError,
+                           match=r"compute_dtype must be a real floating-point torch.dtype or None, got"):
+            compat.nvidia_afno2d_forward(x, *args, num_blocks=4, compute_dtype=bad)
 
 
 def test_fourcastnet_checkpoint_into_a_fast_afno_net():

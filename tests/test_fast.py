@@ -173,6 +173,23 @@ def test_no_bias_parameters_stay_zero_and_frozen():
     assert fast.b1.grad is None and fast.w1.grad is not None
 
 
+@pytest.mark.parametrize("src_cls,dst_cls", [(AFNO, FastAFNO), (FastAFNO, AFNO), (AFNO, AFNO)])
+def test_bias_free_layer_refuses_nonzero_biases_from_a_state_dict(src_cls, dst_cls):
+    """``bias=False`` promises biases that are zeros and never train; ``load_state_dict`` from a
+    layer with biases used to copy them in silently (a frozen non-zero bias: another function),
+    where :func:`afno_lite.compat.load_nvidia_afno_layer` refuses the same weights."""
+    src = src_cls(16, num_blocks=4)                       # bias=True: non-zero b1, b2
+    dst = dst_cls(16, num_blocks=4, bias=False)
+    with pytest.raises(afno_lite.MixerConfigError, match=r"built with bias=False but the state dict's "
+                                                         r"\['b1', 'b2'\] are non-zero"):
+        dst.load_state_dict(src.state_dict())
+    assert dst.b1.abs().max() == 0 and dst.b2.abs().max() == 0
+    zero = src_cls(16, num_blocks=4, bias=False)          # zero biases load, both ways
+    dst.load_state_dict(zero.state_dict())
+    src.load_state_dict(dst.state_dict())
+    assert not dst.b1.requires_grad and src.b1.requires_grad and src.b1.abs().max() == 0
+
+
 def test_registry_and_package():
     assert MIXERS["afno_fast"] is FastAFNO
     m = afno_lite.mixer("afno_fast", 32, num_blocks=4, keep_fraction=0.5)

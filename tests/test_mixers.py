@@ -549,3 +549,24 @@ def test_every_mixer_traces_under_torch_compile_to_its_eager_outputs_and_gradien
 
     for got, want in zip(outputs(torch.compile(m, backend="aot_eager", dynamic=False)), outputs(m), strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- autocast
+@pytest.mark.parametrize("name", ["attention", "kernel_attention"])
+def test_attention_takes_the_autocast_dtype_under_autocast(name):
+    """Under ``torch.autocast`` a layer's bfloat16 output is a valid input for the next layer
+    (``nn.Linear`` casts both operands); attention refused it ("x has dtype torch.bfloat16 but
+    the parameters ... are torch.float32"), so two attention mixers could not be stacked. Outside
+    autocast, and for float64 (which autocast never casts), the dtype check stays."""
+    torch.manual_seed(0)
+    a, b = _build(name, 8, (3, 4)), _build(name, 8, (3, 4))
+    x = torch.randn(2, 3, 4, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = a(x)
+        assert h.dtype == torch.bfloat16
+        y = b(h)
+    torch.testing.assert_close(y.float(), b(a(x)), atol=0.05, rtol=0.05)
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(afno_lite.MixerInputError, match="float64"):
+        a(x.double())
+    with pytest.raises(afno_lite.MixerInputError, match="x has dtype torch.bfloat16"):
+        a(x.bfloat16())

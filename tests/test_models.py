@@ -134,6 +134,16 @@ def test_pos_embed_gets_gradient_at_a_new_resolution():
     assert net.pos_embed.grad is not None and net.pos_embed.grad.abs().sum() > 0
 
 
+def test_resize_pos_embed_takes_a_side_or_a_pair_and_names_bad_grids():
+    """``resize_pos_embed(4)`` died with "'int' object is not iterable" where ``img_size`` and
+    ``patch_size`` take one int for a square; a bad grid gets the usual message."""
+    net = small_net("afno", img_size=16, patch_size=4)
+    assert torch.equal(net.resize_pos_embed(8), net.resize_pos_embed((8, 8)))
+    assert net.resize_pos_embed(torch.Size([4, 4])) is net.pos_embed
+    with pytest.raises(MixerConfigError, match=r"grid must be an integer or a pair \(H, W\) of positive integers"):
+        net.resize_pos_embed((4, 4, 4))
+
+
 def test_set_img_size_makes_the_resized_embedding_native():
     net = small_net("attention", img_size=16, patch_size=4, in_chans=1)
     expected = net.resize_pos_embed((6, 8)).detach().clone()
@@ -291,3 +301,17 @@ def test_seeded_initial_weights_do_not_depend_on_torchs_trunc_normal(monkeypatch
     w = torch.cat([want[k].flatten() for k in want if k.startswith("blocks.") and "mlp" in k and
                    k.endswith("weight")] + [want["head.weight"].flatten(), want["pos_embed"].flatten()])
     assert abs(float(w.mean())) < 0.001 and abs(float(w.std()) - 0.02) < 0.001      # N(0, 0.02^2)
+
+
+def test_autocast_dtype_images_are_accepted_under_autocast():
+    """Under ``torch.autocast`` the patch embedding casts its operands itself, so images in the
+    autocast dtype are valid input; the network refused them with a dtype TypeError."""
+    net = small_net("attention", img_size=16, patch_size=4, in_chans=2)
+    x = torch.randn(2, 2, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = net(x.bfloat16())
+        y32 = net(x)
+    assert y.shape == x.shape
+    torch.testing.assert_close(y.float(), y32.float(), atol=0.1, rtol=0.1)
+    with pytest.raises(TypeError, match="x has dtype torch.bfloat16"):
+        net(x.bfloat16())

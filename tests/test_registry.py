@@ -150,3 +150,26 @@ def test_the_no_mixing_baseline_is_the_identity_registered_like_the_others():
     assert complexity.flops("identity", 8, (3, 5))["total"] == 0
     with pytest.raises(MixerInputError, match="x"):
         m(torch.randn(2, 3, 5, 7))
+
+
+def test_register_rejects_a_record_that_would_break_the_registry():
+    """A non-string name used to be accepted; afterwards every unknown-name error (which lists
+    ``sorted(SPECS)``) and ``unregister`` itself died with "'<' not supported between 'int' and
+    'str'", so the bad record could not even be removed."""
+    params, flops = TOY.params, TOY.flops
+    bad = [
+        (registry.MixerSpec(3, ToyMixer, "toy", params, flops), r"MixerSpec.name must be a non-empty string, got 3$"),
+        (registry.MixerSpec("", ToyMixer, "toy", params, flops), r"MixerSpec.name must be a non-empty string"),
+        (registry.MixerSpec("toy2", ToyMixer, "toy", None, flops), r"MixerSpec.params must be callable, got None"),
+        (registry.MixerSpec("toy2", ToyMixer, "toy", TOY.params, 0), r"MixerSpec.flops must be callable, got 0"),
+    ]
+    try:
+        for record, match in bad:
+            with pytest.raises(MixerConfigError, match=match):
+                registry.register(record)
+    finally:  # never leave a bad record behind for the other tests
+        for name in [n for n in registry.SPECS if n in (3, "", "toy2")]:
+            registry.SPECS.pop(name)
+    assert set(registry.SPECS) >= {"afno", "identity"} and all(isinstance(n, str) for n in registry.SPECS)
+    with pytest.raises(MixerConfigError, match="unknown mixer name 3; expected one of"):
+        afno_lite.mixer(3, 8)
