@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from numbers import Real
+from numbers import Integral, Real
 
 MIN_SEEDS = 3
 HEADLINE_SEEDS = 5
@@ -43,8 +43,9 @@ def t_critical(df: int) -> float:
 
     A table for df = 1 ... 60; above, the Cornish-Fisher expansion around the normal limit
     (error below 1e-4 at df = 61, tending to 0)."""
-    if isinstance(df, bool) or not isinstance(df, int) or df < 1:
+    if isinstance(df, bool) or not isinstance(df, Integral) or df < 1:
         raise ValueError(f"df: expected an integer >= 1, got {df!r}")
+    df = int(df)
     if df <= len(_T975):
         return _T975[df - 1]
     z = _Z975
@@ -146,7 +147,9 @@ def verdict(diff: Difference, better_word: str, worse_word: str, unit: str = "",
     if not isinstance(diff, Difference):
         raise TypeError(f"diff: expected a Difference from paired_difference, "
                         f"got {type(diff).__name__}")
-    f = f"+.{digits}f"
+    if isinstance(digits, bool) or not isinstance(digits, Integral) or digits < 0:
+        raise ValueError(f"digits: expected an integer >= 0 (decimals printed), got {digits!r}")
+    f = f"+.{int(digits)}f"
     seeds = f"{diff.n} paired seed" + ("s" if diff.n != 1 else "")
     if diff.n < MIN_SEEDS:
         pending = "interval pending" if diff.lo is None else (

@@ -225,7 +225,7 @@ def plan(group: str, fast: bool = False, lrs: dict | None = None) -> dict:
     of the inpainting (and the ablations, which use AFNO's) or the classification group; default
     the base config's ``lr`` for all."""
     if group not in GROUPS:
-        raise ValueError(f"group must be one of {GROUPS} or 'all', got {group!r}")
+        raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
     lrs = _check_lrs(lrs, SWEEP_OF.get(group, "inpainting"))
     runs: dict = {}
     series: dict = {}
@@ -429,7 +429,7 @@ def run_group(group: str, fast: bool = False, jobs: int = 2, fresh: bool = False
               run_root=None) -> dict:
     """Train (or reuse) every run of ``group`` and write ``<out_dir>/<group>.json``."""
     if group not in GROUPS:
-        raise ValueError(f"group must be one of {GROUPS} or 'all', got {group!r}")
+        raise ValueError(f"group must be one of {GROUPS}, got {group!r}")
     from .train.provenance import code_hash, folder, git_commit, git_dirty, write_json
 
     run_root = Path(run_root or _run_root(fast))

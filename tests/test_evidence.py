@@ -116,3 +116,21 @@ def test_bad_types_name_the_argument():
     with pytest.raises(ValueError, match="df"):
         t_critical(0)
     assert isinstance(paired_difference([1.0], [0.0]), Difference)
+
+
+def test_bad_digits_name_the_argument():
+    """digits=-1 failed with "Format specifier missing precision"."""
+    d = paired_difference([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+    for digits in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="digits"):
+            verdict(d, "better", "worse", digits=digits)
+    assert verdict(d, "better", "worse", digits=0).startswith("+2, 95 % interval")
+
+
+def test_t_critical_takes_numpy_integers():
+    """t_critical(np.int64(5)) said "expected an integer >= 1, got np.int64(5)"."""
+    import numpy as np
+
+    assert t_critical(np.int64(5)) == t_critical(5)
+    with pytest.raises(ValueError, match="df"):
+        t_critical(np.int64(0))

@@ -399,3 +399,107 @@ def test_pde_training_shows_the_solver_bar_while_it_makes_its_data(capsys):
     train.fit(dict(cfg, data_seed=12))
     err = capsys.readouterr().err
     assert "Navier-Stokes: training pairs" in err and "Navier-Stokes: test pairs" in err
+
+
+# --------------------------------------------------------------------------- found by probing (regressions)
+def test_a_grid_the_mixer_cannot_run_is_refused_before_training(tmp_path, capsys):
+    """FNO keeps every mode of the 8x8 training grid; a zero-shot eval grid of 4x4 tokens cannot
+    hold them. The run trained and then crashed in the final evaluation (no results.json)."""
+    cfg = dict(TINY, mixer="fno", mixer_kw={}, img_size=32, eval_sizes=(16,), epochs=1, max_steps=1,
+               out=str(tmp_path / "run"))
+    with pytest.raises(train.ConfigError, match=r"eval size 16.*modes"):
+        train.fit(cfg)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    argv = ["--mixer", "fno", "--mixer-kw", '{"modes": [4, 4]}', "--img-size", "16", "--embed-dim", "8",
+            "--depth", "1", "--epochs", "1", "--batch-size", "8", "--n-train", "8", "--n-test", "4", "--no-progress"]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "img_size 16" in err and "modes=(4, 4)" in err and "Traceback" not in err
+
+
+def test_out_as_a_path_object_writes_results_and_resumes(tmp_path):
+    """``out`` may be an os.PathLike (the validation says so): results.json was never written
+    (a PosixPath is not JSON) and the checkpoint's config did not load with weights_only."""
+    part = tmp_path / "part"
+    res = train.fit(dict(TINY, out=part, stop_after=1))
+    assert res["config"]["out"] == str(part)
+    assert json.loads((part / "results.json").read_text())["epochs_done"] == 1
+    assert train.fit(dict(TINY, out=part, resume=True))["epochs_done"] == 2
+
+
+def _unwritable_folder(tmp_path) -> Path:
+    if os.geteuid() != 0:
+        d = tmp_path / "ro"
+        d.mkdir()
+        d.chmod(0o555)
+        return d
+    for d in (Path("/sys/kernel"), Path("/proc/self")):   # root writes anywhere chmod allows
+        try:
+            (d / ".afno-probe").touch()
+        except OSError:
+            if d.is_dir():
+                return d
+        else:
+            (d / ".afno-probe").unlink()
+    pytest.skip("no folder this user cannot write to")
+
+
+def test_an_unwritable_out_folder_is_refused_before_training(tmp_path):
+    """The run trained an epoch and then died in torch.save with a deep RuntimeError."""
+    d = _unwritable_folder(tmp_path)
+    with pytest.raises(train.ConfigError, match="out=.*cannot be written"):
+        train.fit(dict(TINY, out=str(d), epochs=1, max_steps=1))
+
+
+def test_resume_accepts_a_list_where_the_checkpoint_has_a_tuple(tmp_path):
+    """A run started from Python with ``modes=(2, 2)`` resumes from the command line, where JSON
+    gives ``[2, 2]``: the same configuration, not a different one."""
+    out = tmp_path / "run"
+    cfg = dict(TINY, mixer="fno", mixer_kw={"modes": (2, 2)}, out=str(out))
+    full = train.fit(dict(cfg, out=str(tmp_path / "full")))
+    train.fit(dict(cfg, stop_after=1))
+    resumed = train.fit(dict(cfg, mixer_kw={"modes": [2, 2]}, resume=True))
+    assert resumed["weights_sha256"] == full["weights_sha256"]
+
+
+def test_the_cli_records_the_command_it_ran(tmp_path):
+    """results.json recorded the caller's sys.argv ("__main__.py ...", or pytest's) instead of
+    the command, with the JSON of --mixer-kw unquoted: it could not be run again."""
+    import shlex
+
+    argv = ["--mixer-kw", '{"num_blocks": 4}', "--embed-dim", "16", "--depth", "1", "--img-size", "16",
+            "--epochs", "1", "--max-steps", "1", "--batch-size", "8", "--n-train", "8", "--n-test", "4",
+            "--no-progress", "--out", str(tmp_path / "run")]
+    assert train.main(argv) == 0
+    command = json.loads((tmp_path / "run" / "results.json").read_text())["command"]
+    assert command == "python -m afno_lite.train " + shlex.join(argv)
+    assert shlex.split(command)[3:] == argv
+
+
+def test_no_full_batch_error_counts_the_validation_split():
+    """n_train=16 holds two batches of 8, but n_val=12 leaves 4 training samples: the message
+    blamed n_train alone."""
+    with pytest.raises(train.ConfigError, match=r"n_train - n_val = 4 training samples"):
+        train.fit(dict(TINY, n_train=16, n_val=12))
+
+
+def test_metrics_refuse_mismatched_shapes_and_bad_windows():
+    """psnr and relative_l2 broadcast a batch of 1 over the other (or failed deep in torch);
+    ssim(window=0) failed in conv2d."""
+    x, y = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
+    for metric in (train.psnr, train.relative_l2):
+        with pytest.raises(ValueError, match="same shape"):
+            metric(x, y[:1])
+        with pytest.raises(ValueError, match="same shape"):
+            metric(x, y[:, :, :8])
+    for window in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="window"):
+            train.ssim(x, y, window=window)
+
+
+def test_plan_and_run_group_do_not_offer_all():
+    """Only the command line takes 'all'; the functions' errors said it was accepted."""
+    for f in (experiments.plan, experiments.run_group):
+        with pytest.raises(ValueError, match="group must be one of") as e:
+            f("all")
+        assert "'all'" not in str(e.value).split("got")[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 
 from .._checks import MixerConfigError
@@ -56,7 +57,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Run ``python -m afno_lite.train`` with ``argv`` (default ``sys.argv[1:]``): 0 on success,
     2 with one ``error:`` line on stderr for a configuration that cannot run (an option that
-    does not parse exits with status 2 and the usage, as ``argparse`` does)."""
+    does not parse exits with status 2 and the usage, as ``argparse`` does). ``results.json``
+    records the command as ``python -m afno_lite.train`` followed by ``argv``, shell-quoted."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = "python -m afno_lite.train " + shlex.join(argv)   # what results.json records: runnable again
     args = vars(parser().parse_args(argv))
     try:
         args["mixer_kw"] = json.loads(args["mixer_kw"])
@@ -70,7 +74,7 @@ def main(argv=None) -> int:
     args["eval_sizes"] = tuple(args["eval_sizes"])
     try:
         cfg = TrainConfig(**args)
-        res = fit(cfg)
+        res = fit(cfg, command=command)
     except MixerConfigError as e:   # ConfigError, or a data generator's check of the sizes
         print(f"error: {e}", file=sys.stderr)
         return 2

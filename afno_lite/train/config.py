@@ -196,11 +196,14 @@ def _check_sizes(cfg: TrainConfig) -> tuple:
     return sizes
 
 
-def _check_out(out) -> None:
-    """``out`` is ``None`` or a folder path that exists as a folder or can be created."""
+def _check_out(out) -> str | None:
+    """``out`` is ``None`` or a folder path that exists as a folder or can be created; returned as
+    a ``str`` (the config is written to JSON and to checkpoints loaded with ``weights_only``)."""
     if out is None:
-        return
-    if not isinstance(out, (str, os.PathLike)) or not str(out):
+        return None
+    if isinstance(out, os.PathLike):
+        out = os.fspath(out)
+    if not isinstance(out, str) or not out:
         raise ConfigError(f"out must be a folder path (str or os.PathLike) or None, got {out!r}")
     path = Path(out)
     for p in (path, *path.parents):
@@ -209,11 +212,13 @@ def _check_out(out) -> None:
                 where = "" if p == path else f" (its parent {str(p)!r} is a file)"
                 raise ConfigError(f"out must be a folder for checkpoint.pt and results.json, but "
                                   f"{str(out)!r} is not one{where}")
-            return
+            break
+    return out
 
 
 def validate_config(cfg: TrainConfig) -> TrainConfig:
-    """Raise :class:`ConfigError` naming the first bad field; return ``cfg`` (with tuples normalised)."""
+    """Raise :class:`ConfigError` naming the first bad field; return ``cfg`` (``eval_sizes`` as a
+    tuple of ints, ``out`` as a ``str``)."""
     if not isinstance(cfg, TrainConfig):
         raise ConfigError(f"config must be a TrainConfig or a dict of its fields, got {type(cfg).__name__}")
     with _as_config_errors():
@@ -232,7 +237,7 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
                 i = cfg.device[5:]
                 hint = f" (for GPU {i}: set CUDA_VISIBLE_DEVICES={i} and use device='cuda')"
             raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {cfg.device!r}{hint}")
-    _check_out(cfg.out)
+    cfg.out = _check_out(cfg.out)
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device='cuda' was requested but no CUDA device is available; use device='auto' or 'cpu'")
     cfg.eval_sizes = _check_sizes(cfg)

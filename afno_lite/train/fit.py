@@ -9,7 +9,9 @@ checkpoints on rank 0 only).
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
+import os
 import platform
 import random
 import sys
@@ -25,7 +27,7 @@ from .config import ARCH_FIELDS, ConfigError, TrainConfig, as_config, validate_c
 from .diagnostics import afno_sparsity, model_flops, weights_digest
 from .distributed import _launched_by_torchrun, amp_context, dist_env, resolve_device, sum_over_ranks
 from .provenance import atomic_write, code_hash, git_commit, git_dirty, rng_state, set_rng_state, write_json
-from .tasks import build_model, evaluate, examples, loss, make_data, predict
+from .tasks import build_model, check_grids, evaluate, examples, loss, make_data, predict
 
 __all__ = ["fit", "load_model", "setup", "train_one_epoch", "evaluate_epoch", "save_checkpoint", "finish"]
 
@@ -90,6 +92,7 @@ def _check_run(run: Run) -> None:
                           "with a CUDA GradScaler); use amp='bf16' on the CPU")
     if cfg.batch_size % run.world:
         raise ConfigError(f"batch_size={cfg.batch_size} must be divisible by the number of processes ({run.world})")
+    check_grids(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if run.out is not None and run.is_main:
@@ -97,6 +100,13 @@ def _check_run(run: Run) -> None:
             run.out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ConfigError(f"out={str(run.out)!r} cannot be created as a folder: "
+                              f"{e.strerror}") from e
+        probe = run.out / f".write-test.{os.getpid()}"   # before training, not at the first checkpoint
+        try:
+            probe.touch()
+            probe.unlink()
+        except OSError as e:
+            raise ConfigError(f"out={str(run.out)!r} cannot be written (checkpoint.pt, results.json): "
                               f"{e.strerror}") from e
 
 
@@ -113,11 +123,13 @@ def _resume(run: Run) -> None:
     # onto the CPU: the RNG states must stay CPU byte tensors (torch.set_rng_state refuses
     # others); load_state_dict copies the weights and optimizer state to the run's device
     ck = torch.load(path, map_location="cpu", weights_only=True)
-    old = {**TrainConfig().to_dict(), **ck["config"]}   # fields added since: their defaults
-    diff = [k for k in ARCH_FIELDS if old.get(k) != cfg.to_dict().get(k)]
+    # compared as JSON: mixer_kw={"modes": (2, 2)} from Python is [2, 2] from the command line
+    old = json.loads(json.dumps({**TrainConfig().to_dict(), **ck["config"]}))   # fields added since: defaults
+    new = json.loads(json.dumps(cfg.to_dict()))
+    diff = [k for k in ARCH_FIELDS if old.get(k) != new.get(k)]
     if diff:
         raise ConfigError(f"cannot resume: the checkpoint was made with different {diff} "
-                          f"({ {k: old.get(k) for k in diff} })")
+                          f"(checkpoint: { {k: old.get(k) for k in diff} }, now: { {k: new.get(k) for k in diff} })")
     run.model.load_state_dict(ck["model"])
     run.opt.load_state_dict(ck["optimizer"])
     run.sched.load_state_dict(ck["scheduler"])
@@ -148,8 +160,8 @@ def setup(run: Run) -> Run:
     run.loader = DataLoader(ds, batch_size=cfg.batch_size // run.world, sampler=run.sampler, drop_last=True)
     run.steps_per_epoch = len(run.loader) if cfg.max_steps is None else min(len(run.loader), cfg.max_steps)
     if run.steps_per_epoch < 1:
-        raise ConfigError(f"n_train={cfg.n_train} gives no full batch of batch_size={cfg.batch_size}; "
-                          f"lower batch_size or raise n_train")
+        n = f"n_train - n_val = {len(ds)} training samples give" if cfg.n_val else f"n_train={cfg.n_train} gives"
+        raise ConfigError(f"{n} no full batch of batch_size={cfg.batch_size}; lower batch_size or raise n_train")
     total = run.steps_per_epoch * cfg.epochs
     run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, _schedule(cfg, total))
     if cfg.resume:

@@ -12,8 +12,21 @@ import torch.nn.functional as F
 __all__ = ["psnr", "ssim", "relative_l2", "top1", "confusion_matrix", "iou_per_class", "miou"]
 
 
+def _check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
+    """A metric compares two batches sample by sample: never broadcast one over the other."""
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} and {name_b} must have the same shape [B, ...], got {tuple(a.shape)} "
+                         f"and {tuple(b.shape)}")
+    if a.dim() < 2:
+        raise ValueError(f"{name_a} and {name_b} must be batches [B, ...] of at least 2 dimensions, got shape "
+                         f"{tuple(a.shape)}")
+
+
 def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Peak signal-to-noise ratio per image (dB): ``10 log10(range^2 / MSE)``, inputs ``[B, C, H, W]``."""
+    """Peak signal-to-noise ratio per image (dB): ``10 log10(range^2 / MSE)``, inputs ``[B, C, H, W]``
+    of the same shape (the MSE is floored at 1e-12: identical images score ``10 log10(range^2 / 1e-12)``,
+    120 dB for ``range=1``, not infinity)."""
+    _check_same_shape(pred, target, "pred", "target")
     mse = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
     return 10 * torch.log10(data_range**2 / mse.clamp_min(1e-12))
 
@@ -38,6 +51,8 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int 
     """
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(f"x and y must have the same shape [B, C, H, W], got {tuple(x.shape)} and {tuple(y.shape)}")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be a positive integer (the side of the Gaussian window), got {window!r}")
     if min(x.shape[-2:]) < window:
         raise ValueError(f"images must be at least window={window} pixels on each side, got {tuple(x.shape[-2:])}")
     dt = torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -58,7 +73,8 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int 
 
 
 def relative_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``||pred - target|| / ||target||`` per sample."""
+    """``||pred - target|| / ||target||`` per sample (``pred`` and ``target`` of the same shape ``[B, ...]``)."""
+    _check_same_shape(pred, target, "pred", "target")
     return (pred.float() - target.float()).flatten(1).norm(dim=1) / target.float().flatten(1).norm(dim=1)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._checks import MixerInputError
 from ..data import inpainting_data, pde_data
 from ..models import TokenMixerNet
 from ..scenes import SHAPES, relation_scenes, shape_scenes
@@ -27,7 +28,8 @@ from .distributed import amp_context
 from .metrics import confusion_matrix, miou, psnr, relative_l2, ssim, top1
 from .provenance import atomic_write, encode_array
 
-__all__ = ["build_model", "make_data", "evaluate", "loss", "predict", "examples", "NUM_CLASSES", "LABEL_TASKS"]
+__all__ = ["build_model", "check_grids", "make_data", "evaluate", "loss", "predict", "examples", "NUM_CLASSES",
+           "LABEL_TASKS"]
 
 #: Classes of the labelled tasks: 12 orientation sectors; background + the shapes.
 NUM_CLASSES = {"classification": 12, "segmentation": len(SHAPES) + 1}
@@ -52,6 +54,22 @@ def build_model(cfg: TrainConfig) -> TokenMixerNet:
                              head=head, num_classes=cout, mixer_kw=dict(cfg.mixer_kw), pos_embed=cfg.pos_embed)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"cannot build mixer {cfg.mixer!r} with mixer_kw={cfg.mixer_kw}: {e}") from e
+
+
+def check_grids(cfg: TrainConfig) -> None:
+    """Run the run's model on every grid it will see (``img_size``, then each eval size) on the
+    ``meta`` device -- shapes only, nothing computed, no random number drawn -- so that a mixer
+    that cannot take a grid (an FNO keeping more modes than the grid holds) is a
+    :class:`ConfigError` before training, not a crash in the final evaluation."""
+    with torch.device("meta"):
+        model = build_model(cfg)
+        for size in (cfg.img_size, *cfg.eval_sizes):
+            try:
+                model(torch.zeros(1, _in_out_chans(cfg.task)[0], size, size))
+            except MixerInputError as e:
+                where = "img_size" if size == cfg.img_size else "eval size"
+                raise ConfigError(f"mixer {cfg.mixer!r} cannot run on {where} {size} "
+                                  f"(mixer_kw={cfg.mixer_kw}): {e}") from None
 
 
 _DATA_CACHE: dict = {}
