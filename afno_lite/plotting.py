@@ -7,7 +7,7 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import torch
 
-from ._checks import MixerConfigError, check_tensor
+from ._checks import MixerConfigError, check_positive, check_tensor
 
 __all__ = ["use_book_style", "plot_mask", "plot_spectrum", "log_magnitude", "offline_jshtml",
            "BOOK_DPI", "BOOK_PIXEL_RATIO"]
@@ -67,16 +67,18 @@ def log_magnitude(X: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 def plot_mask(mask: torch.Tensor, ax=None, title: str | None = None, shift: bool = True):
-    """Show a boolean ``[H, W//2+1]`` kept-mode mask with ``k_H`` centred (rows fftshifted)."""
+    """Show a boolean ``[H, W//2+1]`` kept-mode mask with ``k_H`` centred (rows fftshifted);
+    ``shift=False`` shows the rows in grid order, labelled ``0 .. H-1``."""
     _check_half_plane(mask, "mask")
     ax = ax or plt.gca()
     H = mask.shape[0]
-    m = torch.fft.fftshift(mask.float(), dim=0) if shift else mask.float()
-    lo = -(H // 2)
+    m = mask.detach().cpu().float()
+    m = torch.fft.fftshift(m, dim=0) if shift else m
+    lo = -(H // 2) if shift else 0
     ax.imshow(m.numpy(), cmap="Greys", vmin=0, vmax=1, origin="lower", aspect="auto",
               extent=(-0.5, mask.shape[1] - 0.5, lo - 0.5, lo + H - 0.5))
     ax.set_xlabel("$k_W$ (rfft half-axis)")
-    ax.set_ylabel("$k_H$")
+    ax.set_ylabel("$k_H$" if shift else "row ($k_H$ mod $H$)")
     if title:
         ax.set_title(title)
     return ax
@@ -121,10 +123,13 @@ def offline_jshtml(anim, default_mode: str = "once", pixel_ratio: float = BOOK_P
     if not isinstance(anim, Animation):
         raise TypeError(f"anim must be a matplotlib Animation (e.g. FuncAnimation), "
                         f"got {type(anim).__name__}")
+    pixel_ratio = check_positive(pixel_ratio, "pixel_ratio")
     fig = anim._fig
     css_width = round(fig.get_figwidth() * fig.dpi)
+    anim.__dict__.pop("_html_representation", None)   # matplotlib caches the first call's HTML
     with mpl.rc_context({"savefig.dpi": pixel_ratio * fig.dpi}):
         html = anim.to_jshtml(default_mode=default_mode)
+    anim.__dict__.pop("_html_representation", None)   # ... and would show ours, not its own, next
     html = re.sub(r'<img id="(_anim_img\w+)">',
                   rf'<img id="\1" style="width: {css_width}px; max-width: 100%">', html)
     html = re.sub(r'<link[^>]*font-awesome[^>]*>', "", html)

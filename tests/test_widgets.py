@@ -490,3 +490,109 @@ def test_sparsity_explorer_names_best_n_term_and_rfft_modes(sparsity_view):
     assert f"non-zero rfft modes</b> {n} / {SIZE * (SIZE // 2 + 1)}" in v.readout.value
     v.mode.value = "soft"
     assert "(best-n-term at the same sparsity" in v.readout.value
+
+
+# --------------------------------------------------------------------------- regressions found by probing
+def test_best_n_term_split_mirror_edge_case_is_as_the_chapter_says():
+    """Documented edge case, not a bug: the n modes of largest energy are kept (a plain top-n, as the
+    chapter's check cell asserts); when that splits a self-conjugate column's mode from its mirror,
+    irfft2 spreads it over both: n + 1 non-zero modes pictured, error below the n-term bound."""
+    x = W.load_source("mri", 16).double()
+    s = W.compute_sparsity(x, 1.0, "hard")
+    X = torch.fft.rfft2(x, norm="ortho")
+    e = spectral.spectrum_energy(x).flatten()
+    keep = torch.zeros_like(e, dtype=torch.bool)
+    keep[e.topk(s.kept_modes).indices] = True
+    np.testing.assert_allclose(s.reconstruction, torch.fft.irfft2(X * keep.view(X.shape), s=x.shape,
+                                                                  norm="ortho").numpy(), atol=1e-12)
+    Y = torch.fft.rfft2(torch.from_numpy(s.reconstruction), norm="ortho")
+    assert int((Y.abs() > 1e-9).sum()) == s.kept_modes + 1
+    assert s.relative_error**2 < float(e[~keep].sum() / e.sum())
+    assert "Edge case" in W.SparsityState.__doc__ and "one more non-zero" in W.SparsityState.__doc__
+
+
+def test_zero_image_loses_no_energy():
+    """A zero image has no energy to lose: both explorers say 100 % kept, error 0, no NaN."""
+    z = torch.zeros(8, 8)
+    for mode in W.THRESHOLDINGS:
+        s = W.compute_sparsity(z, 0.1, mode)
+        assert s.energy_kept == 1.0 and s.relative_error == 0.0
+    assert W.compute_spectrum(z, 0.5).energy_kept == 1.0
+
+
+def test_numpy_integers_are_integers():
+    """_checks' rule: Python and NumPy integers are both integers (no self-contradicting message)."""
+    x, i = W.load_source("grace_hopper", 8), np.int64
+    ref = W.compute_afno_block(x, 4, 2, channel=3)
+    s = W.compute_afno_block(x, i(4), i(2), dim=i(16), channel=i(3))
+    np.testing.assert_array_equal(s.output, ref.output)
+    torch.testing.assert_close(W.feature_map(x, channel=i(3)), W.feature_map(x, channel=3))
+    assert W.AFNOBlockExplorer(size=8, hidden_factor=i(2)).state.hidden_factor == 2
+
+
+@pytest.mark.parametrize("seed", [1.5, True, "0"])
+def test_block_seed_is_checked_for_tokens_too(seed):
+    with pytest.raises(MixerConfigError, match="seed"):
+        W.compute_afno_block(torch.rand(1, 4, 4, 16), seed=seed)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64])
+def test_image_dtype_error_names_the_dtype(dtype):
+    x = torch.ones(8, 8, dtype=dtype)
+    for call in (lambda: W.compute_spectrum(x), lambda: W.compute_sparsity(x), lambda: W.compute_afno_block(x),
+                 lambda: W.keep_fraction_animation_html(x, n_frames=2)):
+        with pytest.raises(MixerConfigError, match=re.escape(str(dtype))):
+            call()
+
+
+def _tiny_animation(n=2):
+    from matplotlib.animation import FuncAnimation
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 1), dpi=50)
+    line, = fig.subplots().plot([0, 1], [0, 1])
+    return FuncAnimation(fig, lambda i: line.set_ydata([0, i]), frames=n)
+
+
+def _first_frame_size(html):
+    from PIL import Image
+
+    b64 = re.search(r"data:image/png;base64,([^\"']+)", html).group(1).replace("\\n", "").replace("\n", "")
+    return Image.open(io.BytesIO(base64.b64decode(b64))).size
+
+
+def test_offline_jshtml_honours_its_arguments_on_every_call():
+    """matplotlib caches to_jshtml()'s HTML on the animation: a second call must not return it."""
+    from afno_lite.plotting import offline_jshtml
+
+    anim = _tiny_animation()
+    assert _first_frame_size(offline_jshtml(anim, pixel_ratio=1)) == (100, 50)
+    html = offline_jshtml(anim, default_mode="loop", pixel_ratio=2)
+    assert _first_frame_size(html) == (200, 100)
+    assert re.search(r'value="loop" id="\w+"\s+checked>', html)
+    for bad in (0, -1, float("nan"), "2"):
+        with pytest.raises(MixerConfigError, match="pixel_ratio"):
+            offline_jshtml(anim, pixel_ratio=bad)
+
+
+def test_plot_mask_unshifted_rows_and_any_mask_tensor():
+    """shift=False shows the rows in grid order: the axis says rows 0..H-1, not centred k_H;
+    a float mask that requires grad is plotted (detached), as plot_spectrum does."""
+    from matplotlib.figure import Figure
+
+    from afno_lite.plotting import plot_mask
+
+    mask = spectral.kept_mode_mask(8, 8, 0.25)
+    ax = Figure().subplots()
+    plot_mask(mask, ax=ax, shift=False)
+    assert tuple(ax.get_images()[-1].get_extent())[2:] == (-0.5, 7.5)
+    assert "row" in ax.get_ylabel()
+    ax = Figure().subplots()
+    plot_mask(mask.float().requires_grad_(), ax=ax)
+    assert tuple(ax.get_images()[-1].get_extent())[2:] == (-4.5, 3.5)
+
+
+def test_block_bars_are_inside_the_axis_for_one_channel():
+    v = W.AFNOBlockExplorer(size=8, dim=1, num_blocks=1)
+    lo, hi = v._axes[3].get_ylim()
+    assert lo < v.state.params["afno"] < hi

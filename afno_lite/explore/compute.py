@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from .. import complexity, data, spectral
 from .._checks import (
     MixerConfigError,
+    _is_int,
     check_choice,
     check_divides,
     check_fraction,
@@ -46,11 +47,25 @@ NORMS = ("ortho", "backward")     # FFT normalisations the sparsity explorer com
 
 
 # --------------------------------------------------------------------------- inputs
+def _check_image(x, name: str = "x") -> torch.Tensor:
+    """:func:`~afno_lite._checks.check_image`, naming the dtype of a tensor that is not real floating-point."""
+    if isinstance(x, torch.Tensor) and (x.is_complex() or not x.is_floating_point()):
+        raise MixerConfigError(f"{name} must be a real floating-point tensor of shape [H, W], got dtype {x.dtype} "
+                               f"(shape {tuple(x.shape)})")
+    return check_image(x, name)
+
+
+def _check_channel(channel, dim: int) -> int:
+    if not _is_int(channel) or not 0 <= channel < dim:
+        raise MixerConfigError(f"channel must be an integer in [0, {dim}), got {channel!r}")
+    return int(channel)
+
+
 def lift_to_channels(x: torch.Tensor, dim: int = 16, seed: int = 0) -> torch.Tensor:
     """Turn an image ``[H, W]`` into tokens ``[1, H, W, dim]``: channel ``c`` is
     ``gelu(w_c (x - mean x) + b_c)`` with fixed seeded ``w_c, b_c`` (a pointwise embedding,
     so every channel is a different non-linear view of the same picture)."""
-    x = check_image(x).float()
+    x = _check_image(x).float()
     dim = check_positive_int(dim, "dim")
     g = torch.Generator().manual_seed(check_int(seed, "seed"))
     w = 3.0 * torch.randn(dim, generator=g)
@@ -79,8 +94,7 @@ def feature_map(x: torch.Tensor, dim: int = 16, num_blocks: int = 4, channel: in
     """An intermediate feature: channel ``channel`` of one AFNO layer (with residual)
     applied to :func:`lift_to_channels` of the image ``x``. Returns ``[H, W]``."""
     dim = check_positive_int(dim, "dim")
-    if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < dim:
-        raise MixerConfigError(f"channel must be an integer in [0, {dim}), got {channel!r}")
+    channel = _check_channel(channel, dim)
     tokens = lift_to_channels(x, dim, seed)
     with torch.no_grad():
         y = _visible_afno(dim, num_blocks, 1, 0.01, seed, residual=True)(tokens)
@@ -142,7 +156,7 @@ def compute_spectrum(x: torch.Tensor, keep_fraction: float = 1.0) -> SpectrumSta
     """Spectrum of the image ``x [H, W]`` and its reconstruction from the lowest modes kept by
     :func:`afno_lite.spectral.kept_mode_mask` (ortho FFT, so energies obey Parseval)."""
     f = check_fraction(keep_fraction)
-    x = check_image(x)
+    x = _check_image(x)
     H, W = x.shape
     X = torch.fft.rfft2(x, norm="ortho")
     mask = spectral.kept_mode_mask(H, W, f)
@@ -175,7 +189,10 @@ class SparsityState:
     separately by ``λ``); ``mode="hard"`` keeps, unchanged, the same number of modes
     (those of largest energy), i.e. best-n-term (magnitude) thresholding **at the same sparsity**
     (not the paper's hard thresholding, which is mode truncation).
-    Both errors are always reported.
+    Both errors are always reported. Edge case (chapter "Sparsity in the frequency domain"): when
+    the ``n``-th place splits a mode of a self-conjugate column (``k_W = 0`` or ``W/2``) from its
+    mirror, irfft2 spreads the kept one over both, so the pictured result has one more non-zero
+    mode than ``kept_modes`` and an error below the ``n``-term bound.
     """
 
     lambd: float
@@ -224,7 +241,7 @@ def compute_sparsity(x: torch.Tensor, lambd: float = 0.1, mode: str = "soft",
     with hard thresholding at the same number of non-zero modes."""
     lambd = _check_lambd(lambd)
     check_choice(mode, "mode", THRESHOLDINGS)
-    x = check_image(x)
+    x = _check_image(x)
     H, W = x.shape
     X = _rfft(x, norm)
     Ys = spectral.soft_threshold(X, lambd)
@@ -235,7 +252,8 @@ def compute_sparsity(x: torch.Tensor, lambd: float = 0.1, mode: str = "soft",
     yh = torch.fft.irfft2(Yh, s=(H, W), norm=norm)
     y = ys if mode == "soft" else yh
     pictured = survivors if mode == "soft" else Yh != 0
-    energy = float((y**2).sum() / (x**2).sum().clamp_min(1e-300))
+    total = float((x**2).sum())
+    energy = float((y**2).sum()) / total if total > 0 else 1.0     # no energy to lose: all of it kept
     return SparsityState(
         lambd=lambd, mode=mode, norm=norm,
         coefficients=_peak(X).numpy(),
@@ -255,7 +273,7 @@ def lambda_grid(x: torch.Tensor, per_decade: int = 4, lowest: float = 1e-3) -> l
     """``[0]`` followed by log-spaced ``λ`` (``per_decade`` per decade from ``lowest``) up to
     the first value above every ``|Re X|, |Im X|`` of ``x`` **in both FFT norms**, so the last
     ``λ`` zeroes every mode whichever norm is chosen."""
-    x = check_image(x)
+    x = _check_image(x)
     per_decade = check_positive_int(per_decade, "per_decade")
     lowest = check_positive(lowest, "lowest")
     top = max(float(_peak(_rfft(x, n)).max()) for n in NORMS)
@@ -271,7 +289,7 @@ def lambda_label(lambd: float) -> str:
 
 def sparsity_curve(x: torch.Tensor, lambdas, norm: str = "ortho") -> np.ndarray:
     """Fraction of rfft modes of ``x`` that survive soft-thresholding, for each ``λ``."""
-    x = check_image(x)
+    x = _check_image(x)
     if isinstance(lambdas, (str, bytes)) or not hasattr(lambdas, "__iter__"):
         raise MixerConfigError(f"lambdas must be a sequence of thresholds >= 0, got {lambdas!r}")
     peak = _peak(_rfft(x, norm)).flatten()
@@ -313,18 +331,19 @@ def compute_afno_block(x: torch.Tensor, num_blocks: int = 4, hidden_factor: int 
     :func:`lift_to_channels` of the image ``x [H, W]`` (or on tokens ``x [1, H, W, dim]`` already
     lifted); parameter counts against FNO and GFN on the same grid."""
     dim = check_positive_int(dim, "dim")
+    seed = check_int(seed, "seed")
     if isinstance(x, torch.Tensor) and x.dim() == 4:
         if x.shape[0] != 1 or x.shape[-1] != dim or not x.is_floating_point() or not torch.isfinite(x).all():
-            raise MixerConfigError(f"tokens x must be a finite float tensor [1, H, W, {dim}], got {tuple(x.shape)}")
+            raise MixerConfigError(f"tokens x must be a finite float tensor [1, H, W, {dim}], "
+                                   f"got shape {tuple(x.shape)}, dtype {x.dtype}")
         tokens = x.float()
     else:
         tokens = lift_to_channels(x, dim, seed)
-    if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or num_blocks not in divisors(dim):
+    if not _is_int(num_blocks) or num_blocks not in divisors(dim):
         raise MixerConfigError(f"num_blocks must divide dim={dim}; valid values: {divisors(dim)}, got {num_blocks!r}")
-    check_divides(num_blocks, dim, "num_blocks")
+    num_blocks = check_divides(num_blocks, dim, "num_blocks")
     hidden_factor = check_positive_int(hidden_factor, "hidden_factor")
-    if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < dim:
-        raise MixerConfigError(f"channel must be an integer in [0, {dim}), got {channel!r}")
+    channel = _check_channel(channel, dim)
     H, W = tokens.shape[1:3]
     m = _visible_afno(dim, num_blocks, hidden_factor, sparsity_threshold, seed, residual=False)
     with torch.no_grad():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+from numbers import Integral
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -412,7 +413,7 @@ class AFNOBlockExplorer(_Explorer):
             raise MixerConfigError(f"num_blocks must divide dim={dim}; valid values: {divisors(dim)}, "
                                    f"got {num_blocks!r}")
         hf_max = self.max_hidden_factor
-        if isinstance(hidden_factor, bool) or not (isinstance(hidden_factor, int)
+        if isinstance(hidden_factor, bool) or not (isinstance(hidden_factor, Integral)
                                                    and 1 <= hidden_factor <= hf_max):
             raise MixerConfigError(f"hidden_factor must be an integer in [1, {self.max_hidden_factor}], "
                                    f"got {hidden_factor!r}")
@@ -450,7 +451,7 @@ class AFNOBlockExplorer(_Explorer):
         counts = parameter_counts(C, n, n)
         self._bars = ax[3].bar(names, [1, counts["gfn"], counts["fno"]], color=["C3", "C1", "C0"])
         top = max(counts["fno"], 4 * C * C * self.max_hidden_factor)
-        ax[3].set(yscale="log", ylim=(10, top * 5), title="parameters")
+        ax[3].set(yscale="log", ylim=(min(10, 4 * C), top * 5), title="parameters")  # AFNO: >= 8 C
         for a in ax[:2]:
             a.set_xticks([])
             a.set_yticks([])
