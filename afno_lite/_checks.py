@@ -23,11 +23,7 @@ import math
 from numbers import Integral, Real
 
 import torch
-
-try:
-    from numpy import bool_ as np_bool
-except ImportError:  # pragma: no cover - NumPy is a dependency (pyproject.toml); no NumPy, no NumPy booleans
-    np_bool = bool
+from numpy import bool_ as np_bool
 
 
 class MixerInputError(ValueError):
@@ -121,6 +117,13 @@ def _is_int(value) -> bool:
 
 def _is_real(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def check_float_dtype(dtype, name: str = "dtype", what: str = "a floating-point torch.dtype or None"):
+    """``None`` or a real floating-point ``torch.dtype`` (a string such as ``"float"`` is not one)."""
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise MixerConfigError(f"{name} must be {what}, got {dtype!r}")
+    return dtype
 
 
 def check_bool(value, name: str) -> bool:
@@ -226,7 +229,10 @@ def check_modes(modes, name: str = "modes") -> tuple[int, int]:
 def check_image(x, name: str = "x") -> torch.Tensor:
     """A finite real image ``[H, W]`` (at least 2x2), returned detached as float64 on the CPU
     (the explorers' inputs)."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 2 or not x.is_floating_point() or x.is_complex():
+    if isinstance(x, torch.Tensor) and (x.is_complex() or not x.is_floating_point()):
+        raise MixerConfigError(f"{name} must be a real floating-point tensor of shape [H, W], got dtype {x.dtype} "
+                               f"(shape {tuple(x.shape)})")
+    if not isinstance(x, torch.Tensor) or x.dim() != 2:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise MixerConfigError(f"{name} must be a real floating-point tensor of shape [H, W], got {shape}")
     if min(x.shape) < 2:

@@ -54,7 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import MixerConfigError, check_fraction, check_nonnegative, check_positive_int
+from ._checks import check_float_dtype, check_fraction, check_nonnegative, check_positive_int
+from .mixers import nonzero_biases
 
 __all__ = [
     "NvidiaWeightsError",
@@ -213,7 +214,7 @@ def load_nvidia_afno_layer(layer: nn.Module, state_dict, prefix: str = "") -> nn
     tensors = {k: sd[prefix + k] for k in KEYS}
     _check_shapes(layer, tensors, prefix)
     if getattr(layer, "use_bias", True) is False:
-        nonzero = [prefix + k for k in ("b1", "b2") if tensors[k].abs().max() > 0]
+        nonzero = nonzero_biases(tensors, prefix)
         if nonzero:
             raise NvidiaWeightsError(
                 f"the layer was built with bias=False but {nonzero} are non-zero; build it with bias=True"
@@ -308,10 +309,7 @@ def nvidia_afno2d_forward(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w
     f = check_positive_int(hidden_size_factor, "hidden_size_factor")
     lam = check_nonnegative(sparsity_threshold, "sparsity_threshold")
     frac = check_fraction(hard_thresholding_fraction, "hard_thresholding_fraction")
-    if compute_dtype is not None and not (isinstance(compute_dtype, torch.dtype) and compute_dtype.is_floating_point):
-        raise MixerConfigError(
-            f"compute_dtype must be a real floating-point torch.dtype or None, got {compute_dtype!r}"
-        )
+    check_float_dtype(compute_dtype, "compute_dtype", "a real floating-point torch.dtype or None")
     B, H, W, C = x.shape
     if C % k:
         raise NvidiaWeightsError(f"x has C={C} channels, which must be divisible by num_blocks={k}")

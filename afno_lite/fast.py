@@ -62,7 +62,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._checks import MixerConfigError, MixerInputError, autocast_dtype, check_tensor
+from ._checks import MixerInputError, autocast_dtype, check_float_dtype, check_tensor
 from .mixers import _LOW_PRECISION, AFNO
 from .spectral import hermitian_project_after_ifft_, kept_mode_cutoffs, kept_rows
 
@@ -206,8 +206,7 @@ def _check_layout_args(t, dtype, name: str, layout: str) -> None:
     check_tensor(t, name)
     if t.dim() != 4:
         raise MixerInputError(f"{name} must have rank 4 {layout}, got shape {tuple(t.shape)}")
-    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise MixerConfigError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")
+    check_float_dtype(dtype)
 
 
 def to_channels_first(x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:

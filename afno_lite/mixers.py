@@ -337,8 +337,7 @@ class AFNO(TokenMixer):
         # bias=False promises zero biases: refuse non-zero ones (from a layer built with bias=True)
         # rather than freeze them into another function, as afno_lite.compat does for NVIDIA weights
         if not self.use_bias:
-            nonzero = [k for k in ("b1", "b2") if isinstance(t := state_dict.get(prefix + k), torch.Tensor)
-                       and t.numel() and t.device.type != "meta" and bool(t.detach().abs().max() > 0)]
+            nonzero = nonzero_biases({k: state_dict.get(prefix + k) for k in ("b1", "b2")})
             if nonzero:
                 raise MixerConfigError(
                     f"{type(self).__name__} was built with bias=False but the state dict's {nonzero} are non-zero; "
@@ -394,6 +393,14 @@ class AFNO(TokenMixer):
         Y[:, s.rows, : s.cols] = s.after
         y = _irfft2(Y.reshape(B, H, W // 2 + 1, C), H, W).to(x.dtype)
         return y + x if self.residual else y
+
+
+def nonzero_biases(tensors, prefix: str = "") -> list[str]:
+    """``prefix + k`` for each ``k`` of ``"b1", "b2"`` whose tensor in ``tensors`` has a non-zero
+    entry (absent, empty and ``meta`` tensors have none): the biases a ``bias=False`` layer must
+    refuse to load (here, and in :func:`afno_lite.compat.load_nvidia_afno_layer`)."""
+    return [prefix + k for k in ("b1", "b2") if isinstance(t := tensors.get(k), torch.Tensor)
+            and t.numel() and t.device.type != "meta" and bool(t.detach().abs().max() > 0)]
 
 
 class AFNOSpectrum(NamedTuple):

@@ -16,12 +16,13 @@ Conventions
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
 
 import torch
 
 from ._checks import (
     MixerConfigError,
+    _is_int,
+    _is_real,
     check_fraction,
     check_modes,
     check_nonnegative,
@@ -173,8 +174,7 @@ def _spectral_axes(X: torch.Tensor, dims, name: str = "X") -> tuple[int, int]:
         raise TypeError(f"{name} must be a complex torch.Tensor (an rfft half-spectrum), got {got}")
     if not (isinstance(dims, (tuple, list)) and len(dims) == 2):
         raise MixerConfigError(f"dims must be a pair (axis of k_H, axis of k_W), got {dims!r}")
-    h, w = (d % X.dim() if isinstance(d, Integral) and not isinstance(d, bool) and -X.dim() <= d < X.dim()
-            else None for d in dims)
+    h, w = (d % X.dim() if _is_int(d) and -X.dim() <= d < X.dim() else None for d in dims)
     if h is None or w is None or h == w:
         raise MixerConfigError(f"dims={tuple(dims)} must name two different axes of a rank-{X.dim()} tensor")
     return h, w
@@ -358,7 +358,7 @@ def hard_threshold_to_fraction(z: torch.Tensor, keep: float) -> torch.Tensor:
     """Keep the ``round(keep * z.numel())`` entries of largest ``|z|``, zero the rest (which
     of several entries with equal ``|z|`` are kept is up to ``torch.topk``, not their order)."""
     check_tensor(z, "z")
-    if isinstance(keep, bool) or not isinstance(keep, Real) or not (0.0 <= keep <= 1.0):
+    if not _is_real(keep) or not (0.0 <= keep <= 1.0):
         raise MixerConfigError(f"keep must be a fraction in [0, 1], got {keep!r}")
     keep = float(keep)
     flat = z.reshape(-1)

@@ -21,7 +21,6 @@ from .._checks import (
     MixerConfigError,
     _is_int,
     check_choice,
-    check_divides,
     check_fraction,
     check_image,
     check_int,
@@ -47,14 +46,6 @@ NORMS = ("ortho", "backward")     # FFT normalisations the sparsity explorer com
 
 
 # --------------------------------------------------------------------------- inputs
-def _check_image(x, name: str = "x") -> torch.Tensor:
-    """:func:`~afno_lite._checks.check_image`, naming the dtype of a tensor that is not real floating-point."""
-    if isinstance(x, torch.Tensor) and (x.is_complex() or not x.is_floating_point()):
-        raise MixerConfigError(f"{name} must be a real floating-point tensor of shape [H, W], got dtype {x.dtype} "
-                               f"(shape {tuple(x.shape)})")
-    return check_image(x, name)
-
-
 def _check_channel(channel, dim: int) -> int:
     if not _is_int(channel) or not 0 <= channel < dim:
         raise MixerConfigError(f"channel must be an integer in [0, {dim}), got {channel!r}")
@@ -65,7 +56,7 @@ def lift_to_channels(x: torch.Tensor, dim: int = 16, seed: int = 0) -> torch.Ten
     """Turn an image ``[H, W]`` into tokens ``[1, H, W, dim]``: channel ``c`` is
     ``gelu(w_c (x - mean x) + b_c)`` with fixed seeded ``w_c, b_c`` (a pointwise embedding,
     so every channel is a different non-linear view of the same picture)."""
-    x = _check_image(x).float()
+    x = check_image(x).float()
     dim = check_positive_int(dim, "dim")
     g = torch.Generator().manual_seed(check_int(seed, "seed"))
     w = 3.0 * torch.randn(dim, generator=g)
@@ -156,7 +147,7 @@ def compute_spectrum(x: torch.Tensor, keep_fraction: float = 1.0) -> SpectrumSta
     """Spectrum of the image ``x [H, W]`` and its reconstruction from the lowest modes kept by
     :func:`afno_lite.spectral.kept_mode_mask` (ortho FFT, so energies obey Parseval)."""
     f = check_fraction(keep_fraction)
-    x = _check_image(x)
+    x = check_image(x)
     H, W = x.shape
     X = torch.fft.rfft2(x, norm="ortho")
     mask = spectral.kept_mode_mask(H, W, f)
@@ -241,7 +232,7 @@ def compute_sparsity(x: torch.Tensor, lambd: float = 0.1, mode: str = "soft",
     with hard thresholding at the same number of non-zero modes."""
     lambd = _check_lambd(lambd)
     check_choice(mode, "mode", THRESHOLDINGS)
-    x = _check_image(x)
+    x = check_image(x)
     H, W = x.shape
     X = _rfft(x, norm)
     Ys = spectral.soft_threshold(X, lambd)
@@ -273,7 +264,7 @@ def lambda_grid(x: torch.Tensor, per_decade: int = 4, lowest: float = 1e-3) -> l
     """``[0]`` followed by log-spaced ``λ`` (``per_decade`` per decade from ``lowest``) up to
     the first value above every ``|Re X|, |Im X|`` of ``x`` **in both FFT norms**, so the last
     ``λ`` zeroes every mode whichever norm is chosen."""
-    x = _check_image(x)
+    x = check_image(x)
     per_decade = check_positive_int(per_decade, "per_decade")
     lowest = check_positive(lowest, "lowest")
     top = max(float(_peak(_rfft(x, n)).max()) for n in NORMS)
@@ -289,7 +280,7 @@ def lambda_label(lambd: float) -> str:
 
 def sparsity_curve(x: torch.Tensor, lambdas, norm: str = "ortho") -> np.ndarray:
     """Fraction of rfft modes of ``x`` that survive soft-thresholding, for each ``λ``."""
-    x = _check_image(x)
+    x = check_image(x)
     if isinstance(lambdas, (str, bytes)) or not hasattr(lambdas, "__iter__"):
         raise MixerConfigError(f"lambdas must be a sequence of thresholds >= 0, got {lambdas!r}")
     peak = _peak(_rfft(x, norm)).flatten()
@@ -341,7 +332,7 @@ def compute_afno_block(x: torch.Tensor, num_blocks: int = 4, hidden_factor: int 
         tokens = lift_to_channels(x, dim, seed)
     if not _is_int(num_blocks) or num_blocks not in divisors(dim):
         raise MixerConfigError(f"num_blocks must divide dim={dim}; valid values: {divisors(dim)}, got {num_blocks!r}")
-    num_blocks = check_divides(num_blocks, dim, "num_blocks")
+    num_blocks = int(num_blocks)
     hidden_factor = check_positive_int(hidden_factor, "hidden_factor")
     channel = _check_channel(channel, dim)
     H, W = tokens.shape[1:3]

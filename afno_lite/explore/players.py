@@ -11,11 +11,10 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .._checks import MixerConfigError, check_positive, check_positive_int
+from .._checks import MixerConfigError, check_image, check_positive, check_positive_int
 from ..plotting import offline_jshtml
 from ..timing import one_thread
 from .compute import (
-    _check_image,
     _peak,
     _rfft,
     compute_sparsity,
@@ -89,7 +88,7 @@ def sparsity_animation_html(x: torch.Tensor | None = None, n_frames: int = 14, n
     this norm, so every frame is one the live explorer shows for the same ``λ``.
     Shows the surviving-mode map, the reconstruction and the non-zero fraction vs ``λ``."""
     x = load_source("grace_hopper", 64) if x is None else x
-    xd = _check_image(x)
+    xd = check_image(x)
     n_frames = _check_player(n_frames, dpi, fps)
     lams = _player_lambdas(xd, n_frames, norm)
     states = [compute_sparsity(xd, lam, "soft", norm) for lam in lams]
@@ -132,7 +131,7 @@ def keep_fraction_animation_html(x: torch.Tensor | None = None, n_frames: int = 
     dropped, so 12 frames for ``n_frames=14`` on 64x64): the kept-mode mask on the spectrum, the
     reconstruction, the error."""
     x = load_source("grace_hopper", 64) if x is None else x
-    xd = _check_image(x)
+    xd = check_image(x)
     n_frames = _check_player(n_frames, dpi, fps)
     H, W = xd.shape
     opts = keep_fraction_options(H, W)

@@ -12,14 +12,21 @@ from __future__ import annotations
 import base64
 import io
 import math
-from numbers import Integral
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .. import spectral
-from .._checks import MixerConfigError, check_choice, check_fraction, check_nonnegative, check_positive_int, divisors
+from .._checks import (
+    MixerConfigError,
+    _is_int,
+    check_choice,
+    check_fraction,
+    check_nonnegative,
+    check_positive_int,
+    divisors,
+)
 from ..timing import one_thread
 from .compute import (
     NORMS,
@@ -413,8 +420,7 @@ class AFNOBlockExplorer(_Explorer):
             raise MixerConfigError(f"num_blocks must divide dim={dim}; valid values: {divisors(dim)}, "
                                    f"got {num_blocks!r}")
         hf_max = self.max_hidden_factor
-        if isinstance(hidden_factor, bool) or not (isinstance(hidden_factor, Integral)
-                                                   and 1 <= hidden_factor <= hf_max):
+        if not (_is_int(hidden_factor) and 1 <= hidden_factor <= hf_max):
             raise MixerConfigError(f"hidden_factor must be an integer in [1, {self.max_hidden_factor}], "
                                    f"got {hidden_factor!r}")
         self.source = w.Dropdown(options=list(SOURCES), value=check_choice(source, "source", SOURCES),

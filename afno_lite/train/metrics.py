@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .._checks import _is_int
+
 __all__ = ["psnr", "ssim", "relative_l2", "top1", "confusion_matrix", "iou_per_class", "miou"]
 
 
@@ -51,7 +53,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int 
     """
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(f"x and y must have the same shape [B, C, H, W], got {tuple(x.shape)} and {tuple(y.shape)}")
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+    if not _is_int(window) or window < 1:
         raise ValueError(f"window must be a positive integer (the side of the Gaussian window), got {window!r}")
     if min(x.shape[-2:]) < window:
         raise ValueError(f"images must be at least window={window} pixels on each side, got {tuple(x.shape[-2:])}")
